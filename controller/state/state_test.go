@@ -25,7 +25,7 @@ func mac(t *testing.T, s string) proto.MAC {
 func inventory() Inventory {
 	return Inventory{
 		Hostname: "mv1", Arch: "x86_64", Hypervisor: "sim",
-		CPU:      CPU{Vendor: "GenuineIntel", Model: "Xeon", MHz: 2400, Features: []string{"vmx", "avx2"}},
+		CPU: CPU{Vendor: "GenuineIntel", Model: "Xeon", MHz: 2400, Features: []string{"vmx", "avx2"}},
 		NUMA: []NUMA{
 			{ID: 0, Cores: []uint32{0, 1}, MemoryMB: 4096, Distances: []uint32{10, 21}},
 			{ID: 1, Cores: []uint32{2, 3}, MemoryMB: 4096, Distances: []uint32{21, 10}},
