@@ -11,8 +11,9 @@
 // source addresses, forwards unicast to the station that owns the
 // destination MAC, floods unknown unicast (counted in [Stats].Flooded) and
 // sends broadcast and multicast to every other station of that EtherType.
-// Stations behave like non-promiscuous NICs: a unicast frame reaches only the
-// links whose address is its destination. A frame never goes back out of the
+// Stations behave like NICs: a unicast frame reaches only the links whose
+// address is its destination, and links made promiscuous with
+// [Link.SetPromiscuous] (sniffers, replaying attackers). A frame never goes back out of the
 // station that sent it, so links sharing the sender's MAC do not see it.
 //
 // Each link has a bounded receive queue ([Config].QueueLen): a writer never
@@ -20,6 +21,10 @@
 // like a NIC ring that overflows. [Link.SetDown] pulls a link's cable: frames
 // from and to it vanish (counted in [Stats].DroppedDown) until it is plugged
 // back in.
+//
+// Read deadlines behave as on a socket: once the deadline has passed,
+// ReadFrom fails with [proto.ErrDeadline] even if frames are queued, so set
+// a deadline in the future to drain a queue.
 //
 // # Faults
 //

@@ -15,10 +15,11 @@ var _ proto.Link = (*Link)(nil)
 // EtherType. It implements [proto.Link]: safe for concurrent writers and
 // readers, though one reader is the usual use.
 type Link struct {
-	sw   *Switch
-	mac  proto.MAC
-	et   proto.EtherType
-	down atomic.Bool
+	sw      *Switch
+	mac     proto.MAC
+	et      proto.EtherType
+	down    atomic.Bool
+	promisc atomic.Bool // changed under sw.mu
 
 	mu     sync.Mutex
 	q      ring
@@ -125,6 +126,12 @@ func (l *Link) SetReadDeadline(t time.Time) error {
 // [Stats].DroppedDown; frames already in its receive queue stay there.
 func (l *Link) SetDown(down bool) { l.down.Store(down) }
 
+// SetPromiscuous makes the link receive every unicast frame of its
+// EtherType, not only those to its address, like a NIC in promiscuous mode
+// (a sniffer, or an attacker that replays frames). Frames from its own
+// station still never come back to it.
+func (l *Link) SetPromiscuous(on bool) { l.sw.setPromiscuous(l, on) }
+
 // Down reports whether the link's cable is pulled.
 func (l *Link) Down() bool { return l.down.Load() }
 
@@ -175,22 +182,31 @@ func (l *Link) isClosed() bool {
 	return l.closed
 }
 
-// enqueue queues a frame for the reader; it reports false when the queue
-// is full or the link closed.
-func (l *Link) enqueue(it item) bool {
+// outcome is what became of a copy handed to a link.
+type outcome int
+
+const (
+	queued outcome = iota
+	full
+	closed
+)
+
+// enqueue queues a frame for the reader, unless the queue is full or the
+// link closed.
+func (l *Link) enqueue(it item) outcome {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return false
+		return closed
 	}
 	if l.q.len() >= l.max {
 		l.dropped.Add(1)
-		return false
+		return full
 	}
 	l.q.push(it)
 	l.received.Add(1)
 	l.signal()
-	return true
+	return queued
 }
 
 // signal wakes a reader without blocking.

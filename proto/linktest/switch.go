@@ -43,18 +43,20 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Stats counts what the switch did with frames. Counts of copies are per
-// receiving link.
+// Stats counts what the switch did with frames. The hook decides once per
+// receiving station; the other counts are per receiving link, so a
+// broadcast to three single-link stations that all get it counts 3 in
+// Delivered.
 type Stats struct {
 	Sent             uint64 // frames written into the switch, including those of links that are down
 	Delivered        uint64 // copies queued for a reader
 	Flooded          uint64 // unicast frames to a destination the switch has not learned
 	Duplicated       uint64 // extra copies made by the hook
 	Delayed          uint64 // copies the hook held back
-	DroppedHook      uint64 // copies the hook dropped, per receiving station
+	DroppedHook      uint64 // copies the hook dropped, one per station
 	DroppedQueueFull uint64 // copies lost because the receiver's queue was full
 	DroppedDown      uint64 // frames and copies lost to a pulled cable (Link.SetDown)
-	DroppedClosed    uint64 // delayed copies whose receiver closed, or the switch, while they were in flight
+	DroppedClosed    uint64 // copies whose receiver, or the switch, closed while they were in flight
 }
 
 // Switch is an in-memory Ethernet switch. It is safe for concurrent use.
@@ -68,6 +70,7 @@ type Switch struct {
 	closed  bool
 	links   []*Link
 	tab     atomic.Pointer[table]
+	promisc atomic.Int32 // attached promiscuous links
 	pending map[*time.Timer]struct{}
 
 	learnMu sync.RWMutex
@@ -140,9 +143,17 @@ func (s *Switch) Link(mac proto.MAC, et proto.EtherType) *Link {
 func (s *Switch) detach(l *Link) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if i := slices.Index(s.links, l); i >= 0 {
-		s.links = slices.Delete(s.links, i, i+1)
-		s.rebuild()
+	i := slices.Index(s.links, l)
+	if i < 0 {
+		return
+	}
+	s.links = slices.Delete(s.links, i, i+1)
+	s.rebuild()
+	if l.promisc.Load() {
+		s.promisc.Add(-1)
+	}
+	if !slices.ContainsFunc(s.links, func(o *Link) bool { return o.mac == l.mac }) {
+		s.forget(l.mac)
 	}
 }
 
@@ -164,6 +175,23 @@ func (s *Switch) rebuild() {
 		st.links = append(st.links, l)
 	}
 	s.tab.Store(&t)
+}
+
+// setPromiscuous switches a link's promiscuous mode.
+func (s *Switch) setPromiscuous(l *Link, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l.promisc.Load() == on {
+		return
+	}
+	l.promisc.Store(on)
+	if slices.Contains(s.links, l) {
+		if on {
+			s.promisc.Add(1)
+		} else {
+			s.promisc.Add(-1)
+		}
+	}
 }
 
 // SetHook replaces the fault hook; nil delivers every frame once, at once.
@@ -235,13 +263,16 @@ func (s *Switch) forward(from *Link, dst proto.MAC, p []byte) {
 		return
 	}
 	var payload []byte // one copy of p, shared by every receiver
+	share := func() []byte {
+		if payload == nil {
+			payload = append(make([]byte, 0, len(p)), p...)
+		}
+		return payload
+	}
 	if dst.IsMulticast() {
 		for _, st := range seg.stations {
 			if st.mac != from.mac {
-				if payload == nil {
-					payload = clone(p)
-				}
-				s.deliver(st, from, dst, payload)
+				s.deliver(st, from, dst, share(), false)
 			}
 		}
 		return
@@ -250,12 +281,16 @@ func (s *Switch) forward(from *Link, dst proto.MAC, p []byte) {
 		s.flooded.Add(1) // every station sees it; only dst's NIC accepts it
 	}
 	if st := seg.byMAC[dst]; st != nil && dst != from.mac {
-		s.deliver(st, from, dst, clone(p))
+		s.deliver(st, from, dst, share(), false)
+	}
+	if s.promisc.Load() > 0 {
+		for _, st := range seg.stations {
+			if st.mac != from.mac && st.mac != dst && st.promisc() {
+				s.deliver(st, from, dst, share(), true)
+			}
+		}
 	}
 }
-
-// clone copies p, keeping an empty payload non-nil.
-func clone(p []byte) []byte { return append(make([]byte, 0, len(p)), p...) }
 
 func (s *Switch) learn(mac proto.MAC) {
 	s.learnMu.RLock()
@@ -268,6 +303,13 @@ func (s *Switch) learn(mac proto.MAC) {
 	}
 }
 
+// forget drops a station that has no link left from the learned addresses.
+func (s *Switch) forget(mac proto.MAC) {
+	s.learnMu.Lock()
+	delete(s.learned, mac)
+	s.learnMu.Unlock()
+}
+
 func (s *Switch) known(mac proto.MAC) bool {
 	s.learnMu.RLock()
 	defer s.learnMu.RUnlock()
@@ -275,15 +317,26 @@ func (s *Switch) known(mac proto.MAC) bool {
 	return ok
 }
 
+// promisc reports whether a link of the station is promiscuous.
+func (st *station) promisc() bool {
+	for _, l := range st.links {
+		if l.promisc.Load() {
+			return true
+		}
+	}
+	return false
+}
+
 // deliver runs the hook on the copy of a frame bound for station st and
-// queues what it lets through, now or after its delay.
-func (s *Switch) deliver(st *station, from *Link, dst proto.MAC, payload []byte) {
+// queues what it lets through, now or after its delay. With sniff set only
+// the station's promiscuous links receive it.
+func (s *Switch) deliver(st *station, from *Link, dst proto.MAC, payload []byte, sniff bool) {
 	v := Deliver()
 	if h := s.hook.Load(); h != nil {
 		v = (*h)(Frame{Src: from.mac, Dst: dst, EtherType: from.et, To: st.mac, Payload: payload})
 	}
 	if v.Copies <= 0 {
-		s.droppedHook.Add(uint64(len(st.links)))
+		s.droppedHook.Add(1)
 		return
 	}
 	if v.Payload != nil {
@@ -292,35 +345,47 @@ func (s *Switch) deliver(st *station, from *Link, dst proto.MAC, payload []byte)
 	if v.Copies > 1 {
 		s.duplicated.Add(uint64(v.Copies - 1))
 	}
-	it := item{src: from.mac, dst: dst, payload: payload}
+	c := copyOf{st: st, sniff: sniff, it: item{src: from.mac, dst: dst, payload: payload}}
 	for i := range v.Copies {
 		if d := v.delay(i); d > 0 {
 			s.delayed.Add(1)
-			s.later(d, st, it)
+			s.later(d, c)
 		} else {
-			s.arrive(st, it)
+			s.arrive(c)
 		}
 	}
 }
 
-// arrive queues a frame at every link of a station.
-func (s *Switch) arrive(st *station, it item) {
-	for _, l := range st.links {
-		switch {
-		case l.Down():
+// copyOf is one copy of a frame on its way to a station.
+type copyOf struct {
+	st    *station
+	sniff bool // only for the station's promiscuous links
+	it    item
+}
+
+// arrive queues a copy at the links of its station.
+func (s *Switch) arrive(c copyOf) {
+	for _, l := range c.st.links {
+		if c.sniff && !l.promisc.Load() {
+			continue
+		}
+		if l.Down() {
 			s.droppedDown.Add(1)
-		case l.enqueue(it):
+			continue
+		}
+		switch l.enqueue(c.it) {
+		case queued:
 			s.delivered.Add(1)
-		case l.isClosed():
-			s.droppedCl.Add(1)
-		default:
+		case full:
 			s.droppedQueue.Add(1)
+		case closed:
+			s.droppedCl.Add(1)
 		}
 	}
 }
 
-// later delivers a frame after d, unless the switch closes first.
-func (s *Switch) later(d time.Duration, st *station, it item) {
+// later delivers a copy after d, unless the switch closes first.
+func (s *Switch) later(d time.Duration, c copyOf) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -337,7 +402,7 @@ func (s *Switch) later(d time.Duration, st *station, it item) {
 			s.droppedCl.Add(1)
 			return
 		}
-		s.arrive(st, it)
+		s.arrive(c)
 	})
 	s.pending[t] = struct{}{}
 }
