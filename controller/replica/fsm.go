@@ -1,0 +1,72 @@
+package replica
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	"github.com/mvstack/mvstack/controller/state"
+)
+
+// fsm adapts state.State to raft.FSM.
+type fsm struct {
+	mu sync.RWMutex
+	s  *state.State
+}
+
+var (
+	_ raft.FSM         = (*fsm)(nil)
+	_ raft.FSMSnapshot = (*snapshot)(nil)
+)
+
+// applyResult is what Apply returns through the ApplyFuture.
+type applyResult struct {
+	v   any
+	err error
+}
+
+func (f *fsm) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, err := f.s.Apply(l.Data)
+	return applyResult{v, err}
+}
+
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var b bytes.Buffer
+	if err := f.s.Snapshot(&b); err != nil {
+		return nil, err
+	}
+	return &snapshot{b: b.Bytes()}, nil
+}
+
+func (f *fsm) Restore(r io.ReadCloser) error {
+	defer r.Close()
+	s, err := state.Restore(r)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.s = s
+	f.mu.Unlock()
+	return nil
+}
+
+type snapshot struct{ b []byte }
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s.b); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("replica: persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() {}
