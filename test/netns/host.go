@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/exec"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,6 +35,16 @@ func (h *Host) Command(ctx context.Context, bin string, args ...string) *exec.Cm
 	}
 	cmd.WaitDelay = 5 * time.Second
 	return cmd
+}
+
+// Run runs bin inside the host's namespace, waits for it and returns its
+// combined output; a failure's error includes the output.
+func (h *Host) Run(ctx context.Context, bin string, args ...string) (string, error) {
+	out, err := h.Command(ctx, bin, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("netns: %s %s in %s: %w\n%s", bin, strings.Join(args, " "), h.Name, err, out)
+	}
+	return string(out), nil
 }
 
 // Do runs fn on a goroutine locked to an OS thread that has entered the

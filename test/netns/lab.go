@@ -70,6 +70,11 @@ type Lab struct {
 	Hosts []*Host
 	// Switch is the namespace that holds the bridge and its ports.
 	Switch string
+	// Bridge is the switch namespace seen as a host, with Iface "br0", so
+	// Command, Start and Do work there too: capture the lab's whole wire
+	// with Bridge.Start(t, "tshark", "-i", "br0", "-w", file). Its MAC is
+	// zero and its Index -1.
+	Bridge *Host
 
 	id       int
 	mtu      int
@@ -145,6 +150,7 @@ func New(t testing.TB, cfg Config) *Lab {
 	l := &Lab{id: int(labSeq.Add(1)), mtu: cfg.MTU, procs: make(map[*Process]struct{})}
 	base := fmt.Sprintf("%s-%d-%s", self(), l.id, tag)
 	l.Switch = base + "-sw"
+	l.Bridge = &Host{Name: l.Switch, Iface: bridgeName, Index: -1, lab: l}
 	for i := range cfg.Hosts {
 		h := &Host{
 			Name:  base + "-h" + strconv.Itoa(i),

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	osexec "os/exec"
@@ -387,4 +388,73 @@ func runHere(t *testing.T, name string, args ...string) (string, error) {
 	t.Helper()
 	out, err := osexec.CommandContext(t.Context(), name, args...).CombinedOutput()
 	return string(out), err
+}
+
+func TestIPv4AndBridgeHost(t *testing.T) {
+	lab := netns.New(t, netns.Config{Hosts: 2, IPv4: true})
+	a, b := lab.Hosts[0], lab.Hosts[1]
+	if !a.IPv4.IsValid() || !b.IPv4.IsValid() || a.IPv4 == b.IPv4 {
+		t.Fatalf("IPv4 addresses %v and %v, want two distinct ones", a.IPv4, b.IPv4)
+	}
+	// A TCP echo across the lab, sockets opened inside the namespaces.
+	var ln net.Listener
+	if err := b.Do(func() (err error) {
+		ln, err = net.Listen("tcp", net.JoinHostPort(b.IPv4.String(), "0"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(c, buf); err == nil {
+			_, _ = c.Write(buf)
+		}
+	}()
+	var conn net.Conn
+	if err := a.Do(func() (err error) {
+		conn, err = net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 5)
+	if _, err := io.ReadFull(conn, got); err != nil || string(got) != "hello" {
+		t.Fatalf("echo over TCP between namespaces: got %q, %v", got, err)
+	}
+	// The test's own namespace has no such address: the lab is private.
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ad := range addrs {
+		if p, ok := ad.(*net.IPNet); ok && (p.IP.Equal(net.IP(a.IPv4.AsSlice())) || p.IP.Equal(net.IP(b.IPv4.AsSlice()))) {
+			t.Errorf("the test's namespace has the lab's address %v", p)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	out, err := lab.Bridge.Run(ctx, "ip", "link", "show", "master", "br0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range lab.Hosts {
+		if !strings.Contains(out, h.Port()+"@") {
+			t.Errorf("bridge ports %q do not include %s", out, h.Port())
+		}
+	}
+	if err := lab.Cut(lab.Bridge, true); err == nil {
+		t.Error("Cut accepted the bridge itself")
+	}
 }

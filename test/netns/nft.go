@@ -45,8 +45,8 @@ func (l *Lab) Partition(groups ...[]*Host) error {
 	for _, g := range groups {
 		var ids []int
 		for _, h := range g {
-			if h == nil || h.lab != l {
-				return fmt.Errorf("netns: Partition: host %v is not in this lab", h)
+			if h == nil || h.lab != l || h.Index < 0 {
+				return fmt.Errorf("netns: Partition: %v is not a host of this lab", h)
 			}
 			if seen[h.Index] {
 				return fmt.Errorf("netns: Partition: host %s is in two groups", h.Name)
@@ -120,8 +120,8 @@ func portSet(ids []int) string {
 // on the bridge goes down, so the host's interface loses carrier. Plugging
 // back waits until the port forwards again.
 func (l *Lab) Cut(h *Host, down bool) error {
-	if h == nil || h.lab != l {
-		return fmt.Errorf("netns: Cut: host %v is not in this lab", h)
+	if h == nil || h.lab != l || h.Index < 0 {
+		return fmt.Errorf("netns: Cut: %v is not a host of this lab", h)
 	}
 	state := "up"
 	if down {
