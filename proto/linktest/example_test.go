@@ -1,6 +1,7 @@
 package linktest_test
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/mvstack/mvstack/proto"
@@ -23,8 +24,9 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Printf("%s -> %s: %s\n", src, dst, buf[:n])
-	// Output: 02:00:00:00:00:01 -> 02:00:00:00:00:02: hello
+	// Short payloads arrive padded to the Ethernet minimum, as on a wire.
+	fmt.Printf("%s -> %s: %q in %d bytes\n", src, dst, bytes.TrimRight(buf[:n], "\x00"), n)
+	// Output: 02:00:00:00:00:01 -> 02:00:00:00:00:02: "hello" in 46 bytes
 }
 
 // A lossy, jittery segment that is the same in every run with the same seed.

@@ -111,7 +111,7 @@ func TestDelayIsHonouredInFakeTime(t *testing.T) {
 		a.WriteTo([]byte("slow again"), macB)
 		b.ReadFrom(make([]byte, 100))
 		n, _, _, err := b.ReadFrom(make([]byte, 100))
-		if err != nil || n != len("slow again") || time.Since(start) != 10*time.Millisecond {
+		if err != nil || n != proto.MinPayload || time.Since(start) != 10*time.Millisecond {
 			t.Fatalf("ReadFrom = %d, %v after %v, want the frame after 10ms", n, err, time.Since(start))
 		}
 	})
@@ -156,7 +156,7 @@ func TestPartitionCutsBetweenGroupsOnly(t *testing.T) {
 	a.WriteTo([]byte("to b"), macB)
 	a.WriteTo([]byte("all"), proto.Broadcast)
 	empty(t, b)
-	if got, _, _ := recv(t, c); string(got) != "all" { // c is in no group
+	if got, _, _ := recv(t, c); text(got) != "all" { // c is in no group
 		t.Fatalf("c got %q", got)
 	}
 	b.WriteTo([]byte("to c"), macC)
@@ -196,7 +196,7 @@ func TestHookCorruptsPayload(t *testing.T) {
 	}})
 	a, b := s.Link(macA, proto.EtherTypeControl), s.Link(macB, proto.EtherTypeControl)
 	a.WriteTo([]byte("long"), macB)
-	if got, _, _ := recv(t, b); string(got) != "l" {
+	if got, _, _ := recv(t, b); text(got) != "l" {
 		t.Fatalf("got %q, want the truncated payload", got)
 	}
 }

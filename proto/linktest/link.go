@@ -93,7 +93,10 @@ func (l *Link) ReadFrom(p []byte) (n int, src, dst proto.MAC, err error) {
 }
 
 // WriteTo sends p as the payload of one frame from the link's address to
-// dst. The switch copies p, so the caller may reuse it at once. WriteTo
+// dst. The switch copies p, so the caller may reuse it at once. Like the
+// AF_PACKET link and real Ethernet, a payload shorter than
+// [proto.MinPayload] is padded with zeros to that length: receivers see 46
+// bytes, so protocols must carry their own lengths. WriteTo
 // never blocks: frames a receiver has no room for are dropped and counted.
 // It returns an error wrapping [proto.ErrTooBig] for a payload above the
 // MTU and [proto.ErrClosed] after Close. A link that is down (see

@@ -39,7 +39,7 @@ func newCapture(w io.Writer) *capture {
 	return c
 }
 
-// write captures one frame, stamped with the current (possibly fake) time.
+// write captures one frame, padded to the Ethernet minimum, stamped with the current (possibly fake) time.
 func (c *capture) write(src, dst proto.MAC, et proto.EtherType, payload []byte) {
 	if c == nil {
 		return
@@ -53,6 +53,9 @@ func (c *capture) write(src, dst proto.MAC, et proto.EtherType, payload []byte) 
 	c.buf = append(c.buf, src[:]...)
 	c.buf = binary.BigEndian.AppendUint16(c.buf, uint16(et))
 	c.buf = append(c.buf, payload...)
+	for len(c.buf) < proto.EthernetHeaderLen+proto.MinPayload {
+		c.buf = append(c.buf, 0) // the padding every receiver sees
+	}
 	n := min(len(c.buf), PcapSnaplen)
 	ci := gopacket.CaptureInfo{Timestamp: time.Now(), CaptureLength: n, Length: len(c.buf)}
 	if err := c.w.WritePacket(ci, c.buf[:n]); err != nil {

@@ -59,7 +59,7 @@ func TestPcapHoldsEveryFrameBeforeFaults(t *testing.T) {
 			got = append(got, frame{eth.SrcMAC.String(), eth.DstMAC.String(), eth.EthernetType, eth.Payload, ci.Timestamp.Sub(start)})
 		}
 		want := []frame{
-			{macA.String(), macB.String(), layers.EthernetType(proto.EtherTypeAoE), []byte("first"), 0},
+			{macA.String(), macB.String(), layers.EthernetType(proto.EtherTypeAoE), append([]byte("first"), make([]byte, proto.MinPayload-5)...), 0},
 			{macA.String(), proto.Broadcast.String(), layers.EthernetType(proto.EtherTypeControl), jumbo, time.Second},
 		}
 		if diff := cmp.Diff(want, got); diff != "" {

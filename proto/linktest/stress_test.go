@@ -17,7 +17,7 @@ func TestPromiscuousLinkSeesOthersUnicast(t *testing.T) {
 	c.SetPromiscuous(true)
 	a.WriteTo([]byte("secret"), macB)
 	recv(t, b)
-	if got, src, dst := recv(t, c); string(got) != "secret" || src != macA || dst != macB {
+	if got, src, dst := recv(t, c); text(got) != "secret" || src != macA || dst != macB {
 		t.Fatalf("sniffer got %q %v->%v", got, src, dst)
 	}
 	empty(t, c2)

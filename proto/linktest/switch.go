@@ -262,10 +262,11 @@ func (s *Switch) forward(from *Link, dst proto.MAC, p []byte) {
 	if seg == nil {
 		return
 	}
-	var payload []byte // one copy of p, shared by every receiver
+	var payload []byte // one copy of p, padded, shared by every receiver
 	share := func() []byte {
 		if payload == nil {
-			payload = append(make([]byte, 0, len(p)), p...)
+			payload = make([]byte, max(len(p), proto.MinPayload))
+			copy(payload, p)
 		}
 		return payload
 	}

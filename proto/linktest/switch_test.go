@@ -42,6 +42,9 @@ func recv(t *testing.T, l *Link) (payload []byte, src, dst proto.MAC) {
 	return buf[:n], src, dst
 }
 
+// text is a received payload without the padding short frames get.
+func text(p []byte) string { return string(bytes.TrimRight(p, "\x00")) }
+
 // empty fails the test if l has a frame queued.
 func empty(t *testing.T, l *Link) {
 	t.Helper()
@@ -59,7 +62,7 @@ func TestUnicastReachesOnlyTheDestination(t *testing.T) {
 	}
 	copy(buf, "XXXXXXX") // the caller reuses its buffer at once
 	got, src, dst := recv(t, b)
-	if string(got) != "hello b" || src != macA || dst != macB {
+	if text(got) != "hello b" || src != macA || dst != macB {
 		t.Fatalf("b got %q from %v to %v, want \"hello b\" from %v to %v", got, src, dst, macA, macB)
 	}
 	empty(t, a)
@@ -76,7 +79,7 @@ func TestBroadcastReachesEveryoneButTheSender(t *testing.T) {
 		}
 		for _, l := range []*Link{b, c} {
 			got, src, gotDst := recv(t, l)
-			if string(got) != "who is there" || src != macA || gotDst != dst {
+			if text(got) != "who is there" || src != macA || gotDst != dst {
 				t.Fatalf("%v got %q from %v to %v", l.Addr(), got, src, gotDst)
 			}
 		}
@@ -123,10 +126,10 @@ func TestEtherTypesAreIsolated(t *testing.T) {
 	aoeB, ctlB := s.Link(macB, proto.EtherTypeAoE), s.Link(macB, proto.EtherTypeControl)
 	ctlA.WriteTo([]byte("control"), macB)
 	aoeA.WriteTo([]byte("aoe"), proto.Broadcast)
-	if got, _, _ := recv(t, ctlB); string(got) != "control" {
+	if got, _, _ := recv(t, ctlB); text(got) != "control" {
 		t.Fatalf("control link of b got %q", got)
 	}
-	if got, _, _ := recv(t, aoeB); string(got) != "aoe" {
+	if got, _, _ := recv(t, aoeB); text(got) != "aoe" {
 		t.Fatalf("AoE link of b got %q", got)
 	}
 	empty(t, ctlB)
@@ -165,6 +168,19 @@ func TestMTUIsEnforced(t *testing.T) {
 	}
 }
 
+func TestShortPayloadsArePaddedLikeOnTheWire(t *testing.T) {
+	s := newSwitch(t, Config{})
+	a, b := s.Link(macA, proto.EtherTypeAoE), s.Link(macB, proto.EtherTypeAoE)
+	for _, size := range []int{0, 1, proto.MinPayload - 1, proto.MinPayload, proto.MinPayload + 1, 1000} {
+		p := bytes.Repeat([]byte{0xee}, size)
+		a.WriteTo(p, macB)
+		want := append(p, make([]byte, max(0, proto.MinPayload-size))...)
+		if got, _, _ := recv(t, b); !bytes.Equal(got, want) {
+			t.Errorf("%d-byte payload arrived as %d bytes %x, want %x", size, len(got), got, want)
+		}
+	}
+}
+
 func TestShortBufferTruncates(t *testing.T) {
 	s := newSwitch(t, Config{})
 	a, b := s.Link(macA, proto.EtherTypeAoE), s.Link(macB, proto.EtherTypeAoE)
@@ -197,7 +213,7 @@ func TestReadDeadlineFollowsFakeTime(t *testing.T) {
 		}
 		// Clearing it lets the queued frame through.
 		b.SetReadDeadline(time.Time{})
-		if n, _, _, err := b.ReadFrom(make([]byte, 100)); err != nil || n != 4 {
+		if n, _, _, err := b.ReadFrom(make([]byte, 100)); err != nil || n != proto.MinPayload {
 			t.Fatalf("ReadFrom = %d, %v", n, err)
 		}
 		// A deadline set while a reader waits applies to that reader.
@@ -315,7 +331,7 @@ func TestPulledCableLosesFramesBothWays(t *testing.T) {
 	}
 	b.SetDown(false)
 	a.WriteTo([]byte("back"), macB)
-	if got, _, _ := recv(t, b); !bytes.Equal(got, []byte("back")) {
+	if got, _, _ := recv(t, b); text(got) != "back" {
 		t.Fatalf("after replug got %q", got)
 	}
 }
