@@ -1,0 +1,35 @@
+// Package target implements an AoE r11 target: it serves backends (regular
+// files, sparse files, block devices) at shelf.slot addresses on a
+// [proto.Link], as vblade does, with many requests in flight.
+//
+// # Exports
+//
+// A [Server] reads frames from one link and answers for every [Export] it
+// holds. An export answers ATA commands (IDENTIFY, READ/WRITE SECTORS and
+// their EXT forms, FLUSH CACHE (EXT), CHECK POWER MODE; any other ATA
+// command is aborted), Query Config with its five sub-commands, MAC Mask
+// List and Reserve/Release. On start the server broadcasts a Query Config
+// response for each export so initiators learn of it at once.
+//
+// # Concurrency
+//
+// The reader hands ATA commands to a pool of workers that do positioned I/O
+// (pread/pwrite) in parallel, so an export advertises a Buffer Count of 64
+// or more and means it. Each request buffer is reused for its reply.
+//
+// # Durability
+//
+// A write is acknowledged only after it is durable: the worker writes, then
+// joins a group commit that calls the backend's Sync (fdatasync for files)
+// once for all writes that finished meanwhile. An export configured
+// write-back acknowledges after the write alone; FLUSH CACHE always syncs.
+//
+// # Bad input
+//
+// Frames that do not decode are dropped and counted; a request past the end
+// gets ATA IDNF; a sector count above the frame limit gets AoE error 2
+// (bad argument); a write to a read-only export is aborted (ABRT); a source
+// outside a non-empty MAC mask list gets no answer at all; a source not on a
+// non-empty reserve list gets AoE error 6 for ATA and for commands that
+// change state. No request ever reads or writes outside [0, Size).
+package target

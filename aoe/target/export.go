@@ -1,0 +1,362 @@
+package target
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mvstack/mvstack/aoe"
+	"github.com/mvstack/mvstack/aoe/ata"
+	"github.com/mvstack/mvstack/proto"
+)
+
+// ExportConfig describes one export.
+type ExportConfig struct {
+	Shelf uint16 // major, 0 to 0xfffe
+	Slot  uint8  // minor, 0 to 0xfe
+	// Backend is what the export serves; required.
+	Backend Backend
+	// ReadOnly aborts every write.
+	ReadOnly bool
+	// WriteBack acknowledges writes before they are durable; FLUSH CACHE
+	// still syncs. The default is write-through: a write is acked only
+	// after Sync.
+	WriteBack bool
+	// BufferCount is the Buffer Count advertised in Query Config: how many
+	// requests an initiator may keep in flight. At least 64.
+	BufferCount int
+	// Config is the initial config string (up to 1024 bytes).
+	Config string
+	// MACMask, when not empty, is the only set of sources answered.
+	MACMask []proto.MAC
+	// Serial, Model and Firmware fill the IDENTIFY page.
+	Serial, Model, Firmware string
+}
+
+// DefaultExportConfig returns an export's defaults: write-through, Buffer
+// Count 64, model "mvstack AoE", firmware "1".
+func DefaultExportConfig() ExportConfig {
+	return ExportConfig{BufferCount: DefaultBufferCount, Model: "mvstack AoE", Firmware: "1"}
+}
+
+// DefaultBufferCount is the Buffer Count an export advertises by default.
+const DefaultBufferCount = 64
+
+// MaxMaskLen is the longest MAC mask or reserve list an export keeps.
+const MaxMaskLen = 255
+
+// Validate reports the first field out of range.
+func (c ExportConfig) Validate() error {
+	switch {
+	case c.Backend == nil:
+		return fmt.Errorf("target: export %d.%d: Backend is nil", c.Shelf, c.Slot)
+	case c.Shelf >= aoe.BroadcastShelf:
+		return fmt.Errorf("target: export shelf %d: want 0 to %d (0xffff is broadcast)", c.Shelf, aoe.BroadcastShelf-1)
+	case c.Slot >= aoe.BroadcastSlot:
+		return fmt.Errorf("target: export slot %d: want 0 to %d (0xff is broadcast)", c.Slot, aoe.BroadcastSlot-1)
+	case c.BufferCount < 64 || c.BufferCount > 0xffff:
+		return fmt.Errorf("target: export %d.%d: BufferCount %d: want 64 to 65535", c.Shelf, c.Slot, c.BufferCount)
+	case len(c.Config) > aoe.MaxConfigLen:
+		return fmt.Errorf("target: export %d.%d: config string of %d bytes exceeds %d", c.Shelf, c.Slot, len(c.Config), aoe.MaxConfigLen)
+	case len(c.MACMask) > MaxMaskLen:
+		return fmt.Errorf("target: export %d.%d: MAC mask of %d entries exceeds %d", c.Shelf, c.Slot, len(c.MACMask), MaxMaskLen)
+	case c.Backend.Size() < aoe.SectorSize:
+		return fmt.Errorf("target: export %d.%d: backend of %d bytes holds no sector", c.Shelf, c.Slot, c.Backend.Size())
+	}
+	if _, err := c.identity().MarshalBinary(); err != nil {
+		return fmt.Errorf("target: export %d.%d: %w", c.Shelf, c.Slot, err)
+	}
+	return nil
+}
+
+func (c ExportConfig) identity() ata.Identity {
+	serial := c.Serial
+	if serial == "" {
+		serial = fmt.Sprintf("mv%d.%d", c.Shelf, c.Slot)
+	}
+	return ata.Identity{
+		Sectors:    uint64(c.Backend.Size() / aoe.SectorSize),
+		Serial:     serial,
+		Model:      c.Model,
+		Firmware:   c.Firmware,
+		WriteCache: c.WriteBack,
+	}
+}
+
+// Stats counts what an export did.
+type Stats struct {
+	Reads, Writes, Flushes    uint64 // ATA commands completed
+	ReadBytes, WrittenBytes   uint64
+	ATAErrors                 uint64 // ATA commands answered with ERR
+	AoEErrors                 uint64 // answers with the E flag
+	Masked                    uint64 // frames ignored because of the MAC mask
+	ConfigQueries, ConfigSets uint64
+	ReservationConflicts      uint64
+}
+
+// Export is one backend served at shelf.slot.
+type Export struct {
+	cfg      ExportConfig
+	identity []byte
+	sectors  uint64
+	gsync    *groupSync
+
+	mu       sync.Mutex // guards the fields below
+	config   []byte
+	mask     []proto.MAC
+	reserved []proto.MAC
+
+	reads, writes, flushes, readBytes, writtenBytes atomic.Uint64
+	ataErrors, aoeErrors, masked                    atomic.Uint64
+	configQueries, configSets, conflicts            atomic.Uint64
+}
+
+func newExport(cfg ExportConfig) (*Export, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	id, err := cfg.identity().MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return &Export{
+		cfg:      cfg,
+		identity: id,
+		sectors:  uint64(cfg.Backend.Size() / aoe.SectorSize),
+		gsync:    newGroupSync(),
+		config:   []byte(cfg.Config),
+		mask:     slices.Clone(cfg.MACMask),
+	}, nil
+}
+
+// Shelf and Slot are the export's address.
+func (e *Export) Shelf() uint16 { return e.cfg.Shelf }
+
+// Slot is the export's minor address.
+func (e *Export) Slot() uint8 { return e.cfg.Slot }
+
+// Config returns the current config string.
+func (e *Export) Config() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return string(e.config)
+}
+
+// MACMask returns the current MAC mask list.
+func (e *Export) MACMask() []proto.MAC {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.mask)
+}
+
+// Reserved returns the current reserve list.
+func (e *Export) Reserved() []proto.MAC {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.reserved)
+}
+
+// Stats returns the export's counters.
+func (e *Export) Stats() Stats {
+	return Stats{
+		Reads: e.reads.Load(), Writes: e.writes.Load(), Flushes: e.flushes.Load(),
+		ReadBytes: e.readBytes.Load(), WrittenBytes: e.writtenBytes.Load(),
+		ATAErrors: e.ataErrors.Load(), AoEErrors: e.aoeErrors.Load(), Masked: e.masked.Load(),
+		ConfigQueries: e.configQueries.Load(), ConfigSets: e.configSets.Load(),
+		ReservationConflicts: e.conflicts.Load(),
+	}
+}
+
+// allowed reports whether src passes the MAC mask.
+func (e *Export) allowed(src proto.MAC) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.mask) == 0 || slices.Contains(e.mask, src)
+}
+
+// mayChange reports whether src passes the reserve list.
+func (e *Export) mayChange(src proto.MAC) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.reserved) == 0 || slices.Contains(e.reserved, src)
+}
+
+// configReply handles a Query Config request. It returns false when the
+// request must go unanswered (a failed test or prefix match).
+func (e *Export) configReply(req *aoe.ConfigArg, src proto.MAC, sectors int, rep *aoe.Frame) (answer bool) {
+	e.configQueries.Add(1)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch req.Cmd {
+	case aoe.ConfigRead:
+	case aoe.ConfigTest:
+		if !bytes.Equal(req.Config, e.config) {
+			return false
+		}
+	case aoe.ConfigPrefix:
+		if !bytes.HasPrefix(e.config, req.Config) {
+			return false
+		}
+	case aoe.ConfigSet, aoe.ConfigForceSet:
+		if len(e.reserved) != 0 && !slices.Contains(e.reserved, src) {
+			rep.Flags |= aoe.FlagError
+			rep.Error = aoe.ErrTargetReserved
+			e.conflicts.Add(1)
+			break
+		}
+		if req.Cmd == aoe.ConfigSet && len(e.config) != 0 && !bytes.Equal(req.Config, e.config) {
+			rep.Flags |= aoe.FlagError
+			rep.Error = aoe.ErrConfigPresent
+			break
+		}
+		e.config = append(e.config[:0:0], req.Config...)
+		e.configSets.Add(1)
+	default:
+		rep.Flags |= aoe.FlagError
+		rep.Error = aoe.ErrBadArgument
+	}
+	rep.Config = aoe.ConfigArg{
+		BufferCount: uint16(e.cfg.BufferCount),
+		Firmware:    0x4019,
+		SectorCount: uint8(sectors),
+		Version:     aoe.Version,
+		Cmd:         req.Cmd,
+		Config:      slices.Clone(e.config),
+	}
+	return true
+}
+
+// maskReply handles a MAC Mask List request.
+func (e *Export) maskReply(req *aoe.MACMaskArg, src proto.MAC, rep *aoe.Frame) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	rep.MACMask = aoe.MACMaskArg{Cmd: req.Cmd}
+	switch req.Cmd {
+	case aoe.MaskRead:
+	case aoe.MaskEdit:
+		if len(e.reserved) != 0 && !slices.Contains(e.reserved, src) {
+			rep.Flags |= aoe.FlagError
+			rep.Error = aoe.ErrTargetReserved
+			e.conflicts.Add(1)
+			break
+		}
+	edit:
+		for _, d := range req.Directives {
+			switch d.Cmd {
+			case aoe.DirNone:
+			case aoe.DirAdd:
+				if slices.Contains(e.mask, d.MAC) {
+					continue
+				}
+				if len(e.mask) >= MaxMaskLen {
+					rep.MACMask.Error = aoe.MaskErrFull
+					break edit
+				}
+				e.mask = append(e.mask, d.MAC)
+			case aoe.DirDelete:
+				e.mask = slices.DeleteFunc(e.mask, func(m proto.MAC) bool { return m == d.MAC })
+			default:
+				rep.MACMask.Error = aoe.MaskErrBadDCmd
+				break edit
+			}
+		}
+	default:
+		rep.Flags |= aoe.FlagError
+		rep.Error = aoe.ErrBadArgument
+		return
+	}
+	for _, m := range e.mask {
+		rep.MACMask.Directives = append(rep.MACMask.Directives, aoe.Directive{Cmd: aoe.DirAdd, MAC: m})
+	}
+}
+
+// reserveReply handles a Reserve/Release request.
+func (e *Export) reserveReply(req *aoe.ReserveArg, src proto.MAC, rep *aoe.Frame) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	rep.Reserve = aoe.ReserveArg{Cmd: req.Cmd}
+	switch req.Cmd {
+	case aoe.ReserveRead:
+	case aoe.ReserveSet:
+		if len(e.reserved) != 0 && !slices.Contains(e.reserved, src) {
+			rep.Flags |= aoe.FlagError
+			rep.Error = aoe.ErrTargetReserved
+			e.conflicts.Add(1)
+			break
+		}
+		e.reserved = slices.Clone(req.MACs)
+	case aoe.ReserveForceSet:
+		e.reserved = slices.Clone(req.MACs)
+	default:
+		rep.Flags |= aoe.FlagError
+		rep.Error = aoe.ErrBadArgument
+	}
+	rep.Reserve.MACs = slices.Clone(e.reserved)
+}
+
+// ata executes one ATA command. data holds the write payload and receives
+// read data (its capacity is at least maxSectors sectors). It returns the
+// reply's argument and how many data bytes follow it.
+func (e *Export) ata(req aoe.ATAArg, data []byte) (rep aoe.ATAArg, n int) {
+	rep = req
+	rep.ErrFeature = 0
+	rep.CmdStatus = ata.StatusDRDY
+	fail := func(errBits uint8) (aoe.ATAArg, int) {
+		e.ataErrors.Add(1)
+		rep.CmdStatus = ata.StatusDRDY | ata.StatusERR
+		rep.ErrFeature = errBits
+		return rep, 0
+	}
+	count := uint64(req.SectorCount)
+	lba := req.Sector()
+	inRange := lba <= e.sectors && count <= e.sectors-lba
+	off := int64(lba) * aoe.SectorSize
+	size := int(count) * aoe.SectorSize
+	switch req.CmdStatus {
+	case ata.CmdReadSectors, ata.CmdReadSectorsExt:
+		if !inRange {
+			return fail(ata.ErrIDNF)
+		}
+		if _, err := e.cfg.Backend.ReadAt(data[:size], off); err != nil {
+			return fail(ata.ErrUNC)
+		}
+		e.reads.Add(1)
+		e.readBytes.Add(uint64(size))
+		return rep, size
+	case ata.CmdWriteSectors, ata.CmdWriteSectorsExt:
+		if e.cfg.ReadOnly {
+			return fail(ata.ErrABRT)
+		}
+		if !inRange {
+			return fail(ata.ErrIDNF)
+		}
+		if _, err := e.cfg.Backend.WriteAt(data[:size], off); err != nil {
+			return fail(ata.ErrUNC)
+		}
+		if !e.cfg.WriteBack {
+			if err := e.gsync.sync(e.cfg.Backend.Sync); err != nil {
+				return fail(ata.ErrUNC)
+			}
+		}
+		e.writes.Add(1)
+		e.writtenBytes.Add(uint64(size))
+		return rep, 0
+	case ata.CmdFlushCache, ata.CmdFlushCacheExt:
+		if !e.cfg.ReadOnly {
+			if err := e.gsync.sync(e.cfg.Backend.Sync); err != nil {
+				return fail(ata.ErrABRT)
+			}
+		}
+		e.flushes.Add(1)
+		return rep, 0
+	case ata.CmdIdentify:
+		n := copy(data, e.identity)
+		return rep, n
+	case ata.CmdCheckPowerMode:
+		rep.SectorCount = ata.PowerActive
+		return rep, 0
+	}
+	return fail(ata.ErrABRT)
+}
