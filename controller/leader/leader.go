@@ -25,6 +25,12 @@ func Term(ctx context.Context) (uint64, bool) {
 	return t, ok
 }
 
+// WithTerm returns ctx carrying term, as Run gives its loops (tests, and
+// callers that run a loop body directly).
+func WithTerm(ctx context.Context, term uint64) context.Context {
+	return context.WithValue(ctx, termKey{}, term)
+}
+
 // Loop is a leader-only loop.
 type Loop func(ctx context.Context) error
 
@@ -69,7 +75,7 @@ func Run(ctx context.Context, src Source, name string, log *slog.Logger, loop Lo
 			}
 		}
 		if leading && running == 0 && term != ran {
-			lctx, c := context.WithCancel(context.WithValue(ctx, termKey{}, term))
+			lctx, c := context.WithCancel(WithTerm(ctx, term))
 			cancel, done, running, ran = c, make(chan struct{}), term, term
 			log.Info("leading: starting loop", "loop", name, "term", term)
 			go func(d chan struct{}) {

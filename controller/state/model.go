@@ -26,7 +26,7 @@ type Node struct {
 
 // State is the host state seed 000 shows: the admin mode unless monitoring
 // overrides it. An offline node is not monitored, so it stays offline.
-func (n *Node) State() HostState {
+func (n Node) State() HostState {
 	switch {
 	case n.Admin == AdminOffline:
 		return HostOffline
