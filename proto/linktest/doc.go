@@ -32,10 +32,11 @@
 // (once for unicast, once per station for broadcast) and returns a [Verdict]:
 // drop it, deliver it, deliver several copies, each after its own delay, or
 // deliver a replaced payload (bit flips, truncation). Reordering arises from
-// different delays. [Faults] builds a deterministic hook from loss,
-// duplication, reordering, delay and jitter rates and a seed; [Partition]
-// cuts the segment into groups; [Chain] combines hooks. [Switch.SetHook]
-// changes the faults while a test runs.
+// different delays. [Faults] builds a deterministic hook from rates of
+// loss, duplication, reordering and corruption, delay, jitter and a seed;
+// [Partition] cuts the segment into groups; [Chain] combines hooks.
+// [Switch.SetHook] changes the faults while a test runs, and a hook that
+// records the frames it sees gives tests frames to replay.
 //
 // # Capture
 //

@@ -14,6 +14,7 @@ type Faults struct {
 	Loss      float64 // probability that a frame is dropped, 0 to 1
 	Duplicate float64 // probability that a delivered frame arrives twice
 	Reorder   float64 // probability that a copy is held back by ReorderDelay, so later frames overtake it
+	Corrupt   float64 // probability that one random bit of a delivered frame's payload is flipped
 	// Delay is added to every copy; Jitter adds a uniform random extra
 	// delay in [0, Jitter), which reorders frames closer together than it.
 	Delay, Jitter time.Duration
@@ -28,7 +29,7 @@ func (f Faults) Validate() error {
 	for _, r := range []struct {
 		name string
 		v    float64
-	}{{"Loss", f.Loss}, {"Duplicate", f.Duplicate}, {"Reorder", f.Reorder}} {
+	}{{"Loss", f.Loss}, {"Duplicate", f.Duplicate}, {"Reorder", f.Reorder}, {"Corrupt", f.Corrupt}} {
 		if !(r.v >= 0 && r.v <= 1) {
 			return fmt.Errorf("linktest: Faults.%s is %v, want a probability from 0 to 1", r.name, r.v)
 		}
@@ -58,7 +59,7 @@ func (f Faults) Hook() Hook {
 	var mu sync.Mutex
 	seed := uint64(f.Seed)
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	return func(Frame) Verdict {
+	return func(fr Frame) Verdict {
 		mu.Lock()
 		defer mu.Unlock()
 		if f.Loss > 0 && rng.Float64() < f.Loss {
@@ -67,6 +68,11 @@ func (f Faults) Hook() Hook {
 		v := Deliver()
 		if f.Duplicate > 0 && rng.Float64() < f.Duplicate {
 			v.Copies = 2
+		}
+		if f.Corrupt > 0 && rng.Float64() < f.Corrupt && len(fr.Payload) > 0 {
+			v.Payload = append([]byte(nil), fr.Payload...)
+			bit := rng.IntN(8 * len(v.Payload))
+			v.Payload[bit/8] ^= 1 << (bit % 8)
 		}
 		for i := range v.Copies {
 			d := f.Delay

@@ -1,6 +1,7 @@
 package linktest
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"testing"
@@ -83,8 +84,37 @@ func TestSameSeedSameVerdicts(t *testing.T) {
 	}
 }
 
+func TestCorruptFlipsOneBit(t *testing.T) {
+	h := Faults{Corrupt: 0.5, Seed: 1}.Hook()
+	orig := []byte("0123456789abcdef0123456789abcdef0123456789abcd")
+	p := append([]byte(nil), orig...)
+	var flipped int
+	for range 1000 {
+		v := h(Frame{Src: macA, Dst: macB, To: macB, Payload: p})
+		if v.Payload == nil {
+			continue
+		}
+		flipped++
+		var bits int
+		for i := range orig {
+			for x := orig[i] ^ v.Payload[i]; x != 0; x &= x - 1 {
+				bits++
+			}
+		}
+		if bits != 1 || len(v.Payload) != len(orig) {
+			t.Fatalf("corrupted payload differs in %d bits and %d bytes long, want 1 bit, same length", bits, len(v.Payload))
+		}
+	}
+	if !bytes.Equal(p, orig) {
+		t.Fatal("the hook modified the shared payload")
+	}
+	if !near(flipped, 1000, 0.5, 0.05) {
+		t.Fatalf("%d of 1000 frames corrupted, want about half", flipped)
+	}
+}
+
 func TestFaultsValidate(t *testing.T) {
-	for _, f := range []Faults{{Loss: -0.1}, {Duplicate: 1.5}, {Reorder: math.NaN()}, {Delay: -1}, {Jitter: -1}, {ReorderDelay: -1}} {
+	for _, f := range []Faults{{Corrupt: 2}, {Loss: -0.1}, {Duplicate: 1.5}, {Reorder: math.NaN()}, {Delay: -1}, {Jitter: -1}, {ReorderDelay: -1}} {
 		if err := f.Validate(); err == nil {
 			t.Errorf("%+v validated, want an error", f)
 		}

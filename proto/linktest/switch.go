@@ -1,6 +1,7 @@
 package linktest
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -104,8 +105,8 @@ func NewSwitch(cfg Config) *Switch {
 		panic(err)
 	}
 	s := &Switch{
-		mtu:     cmpOr(cfg.MTU, DefaultMTU),
-		queue:   cmpOr(cfg.QueueLen, DefaultQueueLen),
+		mtu:     cmp.Or(cfg.MTU, DefaultMTU),
+		queue:   cmp.Or(cfg.QueueLen, DefaultQueueLen),
 		pcap:    newCapture(cfg.Pcap),
 		pending: make(map[*time.Timer]struct{}),
 		learned: make(map[proto.MAC]struct{}),
@@ -113,13 +114,6 @@ func NewSwitch(cfg Config) *Switch {
 	s.SetHook(cfg.Hook)
 	s.tab.Store(&table{})
 	return s
-}
-
-func cmpOr(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // Link attaches a new link with address mac bound to EtherType et. Links

@@ -163,7 +163,7 @@ func TestMTUIsEnforced(t *testing.T) {
 		}
 		empty(t, b)
 	}
-	if got := NewSwitch(Config{}).Link(macA, 1).MTU(); got != DefaultMTU {
+	if got := newSwitch(t, Config{}).Link(macA, 1).MTU(); got != DefaultMTU {
 		t.Fatalf("default MTU = %d, want %d", got, DefaultMTU)
 	}
 }
