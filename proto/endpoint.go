@@ -1,0 +1,680 @@
+package proto
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config configures an Endpoint. Start from DefaultConfig.
+type Config struct {
+	// Keys seals and opens every frame. Required.
+	Keys *Keyring
+	// Tolerance is how long a peer we wait on may stay silent before it is
+	// declared dead and the calls to it fail (TIPC's link tolerance).
+	Tolerance time.Duration
+	// ProbeInterval is how often a silent peer we wait on is probed.
+	ProbeInterval time.Duration
+	// MinRTO, InitialRTO and MaxRTO bound the retransmission timeout.
+	MinRTO, InitialRTO, MaxRTO time.Duration
+	// DelayedAck is how long an acknowledgement may wait for a reply to
+	// ride on.
+	DelayedAck time.Duration
+	// Window is the receive window in segments.
+	Window int
+	// MaxMessage is the largest message sent or accepted, in bytes.
+	MaxMessage int
+	// Logger receives protocol events; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults: 1.5 s tolerance (TIPC's), probes
+// every tolerance/8, a 20 ms LAN floor under the RFC 6298 timeout, 1024
+// segments of window and 64 MiB messages.
+func DefaultConfig() Config {
+	return Config{
+		Tolerance:     1500 * time.Millisecond,
+		ProbeInterval: 1500 * time.Millisecond / 8,
+		MinRTO:        20 * time.Millisecond,
+		InitialRTO:    50 * time.Millisecond,
+		MaxRTO:        500 * time.Millisecond,
+		DelayedAck:    time.Millisecond,
+		Window:        1024,
+		MaxMessage:    64 << 20,
+	}
+}
+
+// Validate checks the fields against each other; the error names the field
+// and the bound.
+func (c Config) Validate() error {
+	switch {
+	case c.Keys == nil:
+		return errors.New("proto: Config.Keys is nil: every frame is authenticated, load a key file")
+	case c.Tolerance < 10*time.Millisecond:
+		return fmt.Errorf("proto: Config.Tolerance %v is below 10ms", c.Tolerance)
+	case c.ProbeInterval <= 0 || c.ProbeInterval > c.Tolerance:
+		return fmt.Errorf("proto: Config.ProbeInterval %v must be in (0, Tolerance=%v]", c.ProbeInterval, c.Tolerance)
+	case c.MinRTO <= 0:
+		return fmt.Errorf("proto: Config.MinRTO %v must be positive", c.MinRTO)
+	case c.InitialRTO < c.MinRTO:
+		return fmt.Errorf("proto: Config.InitialRTO %v is below MinRTO %v", c.InitialRTO, c.MinRTO)
+	case c.MaxRTO < c.InitialRTO:
+		return fmt.Errorf("proto: Config.MaxRTO %v is below InitialRTO %v", c.MaxRTO, c.InitialRTO)
+	case c.DelayedAck < 0 || c.DelayedAck >= c.MinRTO:
+		return fmt.Errorf("proto: Config.DelayedAck %v must be in [0, MinRTO=%v)", c.DelayedAck, c.MinRTO)
+	case c.Window < 2 || c.Window > 1<<20:
+		return fmt.Errorf("proto: Config.Window %d must be from 2 to %d segments", c.Window, 1<<20)
+	case c.MaxMessage < 1024 || c.MaxMessage > 1<<30:
+		return fmt.Errorf("proto: Config.MaxMessage %d must be from 1 KiB to 1 GiB", c.MaxMessage)
+	}
+	return nil
+}
+
+// Handler serves one method. It runs on its own goroutine; ctx ends when
+// the endpoint closes. The returned bytes are the response payload; an
+// error reaches the caller as a *RemoteError.
+type Handler func(ctx context.Context, req *Request) ([]byte, error)
+
+// Request is what a handler is given.
+type Request struct {
+	From      MAC    // the authenticated sender
+	Method    string // the method called
+	Payload   []byte // owned by the handler
+	Broadcast bool   // a discovery: the answer goes back as one unreliable frame
+	Oneway    bool   // a one-way message: the response is discarded
+}
+
+// Endpoint runs the control protocol on a Link: sessions with every peer it
+// talks to, calls, one-way messages, discovery, and the handlers it serves.
+// It is safe for concurrent use. It owns the Link and closes it in Close.
+type Endpoint struct {
+	link  Link
+	cfg   Config
+	keys  *Keyring
+	log   *slog.Logger
+	addr  MAC
+	epoch uint64
+
+	counter atomic.Uint64 // frame counter: AEAD nonce and replay index
+	callID  atomic.Uint64
+
+	hmu      sync.RWMutex
+	handlers map[string]Handler
+
+	mu          sync.Mutex
+	peers       map[MAC]*peer
+	discoveries map[uint64]*discovery
+	replay      map[peerEpoch]*replayWindow
+	refusedTo   map[MAC]time.Time // when we last sent REFUSED to a MAC
+	bcastCache  map[bcastKey][]byte
+	closed      bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	stats counters
+}
+
+type peerEpoch struct {
+	mac   MAC
+	epoch uint64
+}
+
+type bcastKey struct {
+	mac   MAC
+	epoch uint64
+	id    uint64
+}
+
+// NewEndpoint starts the control protocol on link. The endpoint owns the
+// link from now on.
+func NewEndpoint(link Link, cfg Config) (*Endpoint, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if link.MTU() < MinMTU {
+		return nil, fmt.Errorf("proto: link MTU %d is too small for the control protocol: need at least %d", link.MTU(), MinMTU)
+	}
+	var eb [8]byte
+	var epoch uint64
+	for epoch == 0 {
+		if _, err := rand.Read(eb[:]); err != nil {
+			return nil, fmt.Errorf("proto: choosing session epoch: %w", err)
+		}
+		epoch = binary.BigEndian.Uint64(eb[:])
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Endpoint{
+		link:        link,
+		cfg:         cfg,
+		keys:        cfg.Keys,
+		log:         log.With("mac", link.Addr().String()),
+		addr:        link.Addr(),
+		epoch:       epoch,
+		handlers:    make(map[string]Handler),
+		peers:       make(map[MAC]*peer),
+		discoveries: make(map[uint64]*discovery),
+		replay:      make(map[peerEpoch]*replayWindow),
+		refusedTo:   make(map[MAC]time.Time),
+		bcastCache:  make(map[bcastKey][]byte),
+		ctx:         ctx,
+		cancel:      cancel,
+	}
+	e.wg.Add(1)
+	go e.readLoop()
+	return e, nil
+}
+
+// Addr is the endpoint's hardware address.
+func (e *Endpoint) Addr() MAC { return e.addr }
+
+// Epoch is the endpoint's random session epoch, new at every start.
+func (e *Endpoint) Epoch() uint64 { return e.epoch }
+
+// MTU is the link's MTU.
+func (e *Endpoint) MTU() int { return e.link.MTU() }
+
+// Handle registers the handler of a method, replacing any earlier one.
+func (e *Endpoint) Handle(method string, h Handler) {
+	if method == "" || len(method) > MaxMethodLen {
+		panic(fmt.Sprintf("proto: method name %q must be 1 to %d bytes", method, MaxMethodLen))
+	}
+	e.hmu.Lock()
+	e.handlers[method] = h
+	e.hmu.Unlock()
+}
+
+func (e *Endpoint) handler(method string) Handler {
+	e.hmu.RLock()
+	defer e.hmu.RUnlock()
+	return e.handlers[method]
+}
+
+// Close stops the endpoint: pending calls fail with ErrEndpointClosed,
+// handlers' contexts end, the link is closed.
+func (e *Endpoint) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	peers := make([]*peer, 0, len(e.peers))
+	for _, p := range e.peers {
+		peers = append(peers, p)
+	}
+	discs := e.discoveries
+	e.discoveries = map[uint64]*discovery{}
+	e.mu.Unlock()
+	e.cancel()
+	for _, p := range peers {
+		p.close()
+	}
+	for _, d := range discs {
+		d.finish()
+	}
+	err := e.link.Close()
+	e.wg.Wait()
+	return err
+}
+
+// peer returns the session state of mac, creating it.
+func (e *Endpoint) peer(mac MAC) (*peer, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrEndpointClosed
+	}
+	p := e.peers[mac]
+	if p == nil {
+		p = newPeer(e, mac)
+		e.peers[mac] = p
+	}
+	return p, nil
+}
+
+func (e *Endpoint) existingPeer(mac MAC) *peer {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.peers[mac]
+}
+
+// checkReplay records the frame counter of an authenticated frame and
+// reports whether it is new for its sender epoch.
+func (e *Endpoint) checkReplay(src MAC, epoch, counter uint64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k := peerEpoch{src, epoch}
+	w := e.replay[k]
+	if w == nil {
+		if len(e.replay) >= maxReplayWindows {
+			e.pruneReplayLocked()
+		}
+		w = new(replayWindow)
+		e.replay[k] = w
+	}
+	return w.check(counter)
+}
+
+// maxReplayWindows bounds the replay state kept for sender epochs that
+// have no session (broadcasters, handshakes that went nowhere).
+const maxReplayWindows = 16384
+
+func (e *Endpoint) pruneReplayLocked() {
+	for k := range e.replay {
+		if p := e.peers[k.mac]; p == nil || p.currentEpoch() != k.epoch {
+			delete(e.replay, k)
+		}
+	}
+}
+
+func (e *Endpoint) forgetEpoch(mac MAC, epoch uint64) {
+	e.mu.Lock()
+	delete(e.replay, peerEpoch{mac, epoch})
+	e.mu.Unlock()
+}
+
+func (e *Endpoint) readLoop() {
+	defer e.wg.Done()
+	buf := make([]byte, e.link.MTU()+64)
+	for {
+		n, src, dst, err := e.link.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, ErrClosed) || e.ctx.Err() != nil {
+				return
+			}
+			if IsTimeout(err) {
+				continue
+			}
+			e.log.Warn("reading frame", "err", err)
+			select {
+			case <-e.ctx.Done():
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		e.handleFrame(buf[:n], src, dst)
+	}
+}
+
+// handleFrame authenticates one received frame and acts on it. frame is
+// reused after it returns.
+func (e *Endpoint) handleFrame(frame []byte, src, dst MAC) {
+	e.stats.framesIn.Add(1)
+	if src == e.addr {
+		e.drop(DropLoop)
+		return
+	}
+	if dst != e.addr && !dst.IsBroadcast() {
+		e.drop(DropNotForUs)
+		return
+	}
+	var h Header
+	if err := h.UnmarshalBinary(frame); err != nil {
+		if errors.Is(err, ErrBadVersion) || errors.Is(err, ErrBadType) || errors.Is(err, ErrBadFlags) {
+			e.drop(DropBadHeader)
+		} else {
+			e.drop(DropShort)
+		}
+		return
+	}
+	if h.Type == FrameRefused {
+		e.gotRefused(src)
+		return
+	}
+	body, err := e.keys.open(&h, frame, src, dst)
+	if err != nil {
+		if errors.Is(err, ErrBadLength) {
+			e.drop(DropShort)
+		} else {
+			e.drop(DropAuth)
+		}
+		if dst == e.addr || h.Type == FrameBcast {
+			e.sendRefused(src)
+		}
+		return
+	}
+	if h.SrcEpoch == 0 {
+		e.drop(DropMalformed)
+		return
+	}
+	if !e.checkReplay(src, h.SrcEpoch, h.Counter) {
+		e.drop(DropReplay)
+		return
+	}
+	now := time.Now()
+	switch h.Type {
+	case FrameHello:
+		e.onHello(h, body, src, dst, now)
+	case FrameBcast:
+		e.onBcast(h, body, src, dst)
+	case FrameDgram:
+		e.onDgram(h, body, src)
+	case FrameData, FrameAck, FrameReset:
+		if dst != e.addr {
+			e.drop(DropMalformed)
+			return
+		}
+		if h.DstEpoch != e.epoch {
+			e.drop(DropStaleEpoch)
+			if h.Type != FrameReset {
+				e.sendReset(src, h.SrcEpoch)
+			}
+			return
+		}
+		p, err := e.peer(src)
+		if err != nil {
+			return
+		}
+		p.onFrame(h, body, now)
+	}
+}
+
+func (e *Endpoint) onHello(h Header, body []byte, src, dst MAC, now time.Time) {
+	var hello Hello
+	if err := hello.UnmarshalBinary(body); err != nil {
+		e.drop(DropMalformed)
+		return
+	}
+	if h.Flags&FlagReply == 0 {
+		if dst != e.addr && !dst.IsBroadcast() {
+			e.drop(DropMalformed)
+			return
+		}
+		// Answer, but change nothing: a HELLO carries no proof of
+		// freshness, so it could be a replay.
+		reply := Hello{Challenge: hello.Challenge, MTU: uint32(e.link.MTU()), Window: uint32(e.cfg.Window)}
+		var b [HeaderLen + HelloLen + TagLen]byte
+		reply.marshal(b[HeaderLen:])
+		e.sendFrame(b[:], Header{Type: FrameHello, Flags: FlagReply, DstEpoch: h.SrcEpoch}, src, HelloLen)
+		return
+	}
+	if h.DstEpoch != e.epoch || dst != e.addr {
+		e.drop(DropStaleEpoch)
+		return
+	}
+	if p := e.existingPeer(src); p != nil {
+		p.onHelloReply(h, hello, now)
+	}
+}
+
+// sendFrame seals and sends a frame whose body is already at
+// buf[HeaderLen:HeaderLen+bodyLen]. It fills in version, epoch and counter.
+func (e *Endpoint) sendFrame(buf []byte, h Header, dst MAC, bodyLen int) {
+	h.Version = Version
+	h.SrcEpoch = e.epoch
+	h.Counter = e.counter.Add(1)
+	frame := e.keys.seal(buf, h, e.addr, dst, bodyLen)
+	if err := e.link.WriteTo(frame, dst); err != nil {
+		if !errors.Is(err, ErrClosed) {
+			e.log.Debug("sending frame", "type", h.Type, "to", dst, "err", err)
+		}
+		e.stats.sendErrors.Add(1)
+		return
+	}
+	e.stats.framesOut.Add(1)
+}
+
+// sendReset tells a sender whose frame named an epoch of ours that is not
+// the current one that we do not know its session. Rate-limited per MAC.
+func (e *Endpoint) sendReset(dst MAC, dstEpoch uint64) {
+	if !e.rateOK(dst) {
+		return
+	}
+	var b [HeaderLen + TagLen]byte
+	e.sendFrame(b[:], Header{Type: FrameReset, DstEpoch: dstEpoch}, dst, 0)
+	e.stats.resetsSent.Add(1)
+}
+
+// sendRefused tells a sender, in the clear, that its frame was refused.
+// It says nothing of why. Rate-limited per MAC.
+func (e *Endpoint) sendRefused(dst MAC) {
+	if dst.IsMulticast() || !e.rateOK(dst) {
+		return
+	}
+	b := make([]byte, MinPayload)
+	Header{Version: Version, Type: FrameRefused, SrcEpoch: e.epoch}.marshal(b)
+	if err := e.link.WriteTo(b, dst); err == nil {
+		e.stats.refusedSent.Add(1)
+		e.stats.framesOut.Add(1)
+	}
+}
+
+// rateOK allows one unsolicited answer (REFUSED, RESET) per MAC every
+// MinRTO, so that a flood of bad frames cannot turn us into a flood.
+func (e *Endpoint) rateOK(dst MAC) bool {
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if t, ok := e.refusedTo[dst]; ok && now.Sub(t) < e.cfg.MinRTO {
+		return false
+	}
+	if len(e.refusedTo) > 4096 {
+		clear(e.refusedTo)
+	}
+	e.refusedTo[dst] = now
+	return true
+}
+
+func (e *Endpoint) gotRefused(src MAC) {
+	e.stats.refusedReceived.Add(1)
+	if p := e.existingPeer(src); p != nil {
+		p.markRefused(time.Now())
+	}
+}
+
+func (e *Endpoint) drop(r DropReason) { e.stats.drops[r].Add(1) }
+
+// serve runs the handler of a request or one-way message that arrived on
+// p's stream, and queues the answer.
+func (e *Endpoint) serve(p *peer, m message) {
+	defer e.wg.Done()
+	out := e.run(p.mac, m, false)
+	if m.kind == kindOneway {
+		return
+	}
+	data := out.appendTo(make([]byte, 0, out.size()))
+	if len(data) > e.cfg.MaxMessage {
+		out = message{kind: kindError, id: m.id, code: CodeTooLarge,
+			payload: fmt.Appendf(nil, "response of %d bytes is over the limit of %d", len(data), e.cfg.MaxMessage)}
+		data = out.appendTo(nil)
+	}
+	p.enqueue(&outMsg{data: data})
+}
+
+// run calls the handler of m and returns the answer message.
+func (e *Endpoint) run(from MAC, m message, broadcast bool) message {
+	h := e.handler(m.method)
+	if h == nil {
+		return message{kind: kindError, id: m.id, code: CodeUnknownMethod, payload: fmt.Appendf(nil, "unknown method %q", m.method)}
+	}
+	resp, err := h(e.ctx, &Request{From: from, Method: m.method, Payload: m.payload, Broadcast: broadcast, Oneway: m.kind == kindOneway})
+	if err != nil {
+		code := CodeHandler
+		var br badRequestError
+		if errors.As(err, &br) {
+			code = CodeBadRequest
+		}
+		return message{kind: kindError, id: m.id, code: code, payload: []byte(err.Error())}
+	}
+	return message{kind: kindResponse, id: m.id, payload: resp}
+}
+
+// Discovery.
+
+// Reply is one answer to a discovery.
+type Reply struct {
+	From    MAC
+	Payload []byte
+	Err     error // a *RemoteError when the peer's handler failed
+}
+
+type discovery struct {
+	mu      sync.Mutex
+	replies map[MAC]Reply
+	done    bool
+}
+
+func (d *discovery) add(r Reply) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.done {
+		if _, ok := d.replies[r.From]; !ok {
+			d.replies[r.From] = r
+		}
+	}
+}
+
+func (d *discovery) finish() []Reply {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.done = true
+	out := make([]Reply, 0, len(d.replies))
+	for _, r := range d.replies {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return string(out[i].From[:]) < string(out[j].From[:])
+	})
+	return out
+}
+
+// discoverRepeats is how often Discover sends its broadcast.
+const discoverRepeats = 5
+
+// MaxBroadcast is the largest discovery request or reply: one frame.
+func (e *Endpoint) MaxBroadcast() int { return e.link.MTU() - HeaderLen - TagLen - msgHeaderLen - MaxMethodLen }
+
+// Discover broadcasts a request for method and collects the answers that
+// arrive within window, one per peer, sorted by address. The broadcast is
+// repeated three times within the window, since it is not acknowledged.
+// Every peer with a handler for the method answers; a peer whose handler
+// fails answers with an error in Reply.Err.
+func (e *Endpoint) Discover(ctx context.Context, method string, payload []byte, window time.Duration) ([]Reply, error) {
+	opErr := func(err error) error { return &OpError{Op: "discover", Method: method, Err: err} }
+	m := message{kind: kindRequest, id: e.callID.Add(1), method: method, payload: payload}
+	if method == "" || len(method) > MaxMethodLen {
+		return nil, opErr(fmt.Errorf("method name %q must be 1 to %d bytes", method, MaxMethodLen))
+	}
+	if m.size() > e.link.MTU()-HeaderLen-TagLen {
+		return nil, opErr(fmt.Errorf("%w: a discovery must fit one frame (%d bytes)", ErrMessageTooLarge, e.link.MTU()-HeaderLen-TagLen))
+	}
+	d := &discovery{replies: make(map[MAC]Reply)}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, opErr(ErrEndpointClosed)
+	}
+	e.discoveries[m.id] = d
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.discoveries, m.id)
+		e.mu.Unlock()
+	}()
+	buf := make([]byte, e.link.MTU())
+	end := time.NewTimer(window)
+	defer end.Stop()
+	tick := time.NewTicker(window / 6)
+	defer tick.Stop()
+	for sent := 0; ; {
+		if sent < discoverRepeats {
+			n := copy(buf[HeaderLen:], m.appendTo(nil))
+			e.sendFrame(buf, Header{Type: FrameBcast}, Broadcast, n)
+			sent++
+		}
+		select {
+		case <-ctx.Done():
+			return d.finish(), opErr(ctx.Err())
+		case <-e.ctx.Done():
+			return d.finish(), opErr(ErrEndpointClosed)
+		case <-end.C:
+			return d.finish(), nil
+		case <-tick.C:
+		}
+	}
+}
+
+func (e *Endpoint) onBcast(h Header, body []byte, src, dst MAC) {
+	var m message
+	if h.DstEpoch != 0 || m.UnmarshalBinary(body) != nil || m.kind != kindRequest {
+		e.drop(DropMalformed)
+		return
+	}
+	key := bcastKey{src, h.SrcEpoch, m.id}
+	e.mu.Lock()
+	cached, seen := e.bcastCache[key]
+	if !seen {
+		if len(e.bcastCache) >= 1024 {
+			clear(e.bcastCache)
+		}
+		e.bcastCache[key] = nil // being answered
+	}
+	e.mu.Unlock()
+	if seen {
+		if cached != nil {
+			e.sendDgram(src, h.SrcEpoch, cached)
+		}
+		return
+	}
+	m.payload = append([]byte(nil), m.payload...)
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		out := e.run(src, m, true)
+		data := out.appendTo(nil)
+		if len(data) > e.link.MTU()-HeaderLen-TagLen {
+			out = message{kind: kindError, id: m.id, code: CodeTooLarge, payload: []byte("discovery answer does not fit one frame")}
+			data = out.appendTo(nil)
+		}
+		e.mu.Lock()
+		if _, ok := e.bcastCache[key]; ok {
+			e.bcastCache[key] = data
+		}
+		e.mu.Unlock()
+		e.sendDgram(src, h.SrcEpoch, data)
+	}()
+}
+
+func (e *Endpoint) sendDgram(dst MAC, dstEpoch uint64, data []byte) {
+	buf := make([]byte, HeaderLen+len(data)+TagLen)
+	copy(buf[HeaderLen:], data)
+	e.sendFrame(buf, Header{Type: FrameDgram, DstEpoch: dstEpoch}, dst, len(data))
+}
+
+func (e *Endpoint) onDgram(h Header, body []byte, src MAC) {
+	var m message
+	if h.DstEpoch != e.epoch {
+		e.drop(DropStaleEpoch)
+		return
+	}
+	if m.UnmarshalBinary(body) != nil || (m.kind != kindResponse && m.kind != kindError) {
+		e.drop(DropMalformed)
+		return
+	}
+	e.mu.Lock()
+	d := e.discoveries[m.id]
+	e.mu.Unlock()
+	if d == nil {
+		return // late answer
+	}
+	r := Reply{From: src, Payload: append([]byte(nil), m.payload...)}
+	if m.kind == kindError {
+		r.Payload = nil
+		r.Err = &RemoteError{Code: m.code, Message: string(m.payload)}
+	}
+	d.add(r)
+}

@@ -1,0 +1,744 @@
+package proto
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"sort"
+	"sync"
+	"time"
+)
+
+// peer is the session state with one remote MAC: the handshake, our stream
+// to it, its stream to us, liveness, and the calls waiting on it.
+//
+// All fields are guarded by mu. Timer callbacks take mu; nothing holds mu
+// while taking Endpoint.mu.
+type peer struct {
+	e   *Endpoint
+	mac MAC
+
+	mu      sync.Mutex
+	closed  bool
+	epoch   uint64    // the peer's epoch, 0 while unknown
+	retired []uint64  // the peer's earlier epochs, newest last
+	peerMTU int       // from its HELLO answer; 0 until the handshake is done
+	segSize int       // message bytes per segment
+	txbuf   []byte    // frame being built
+	sackbuf []SACKRange // SACK ranges being sent
+	ackbuf  []SACKRange // SACK ranges being received
+
+	// handshake
+	hello      uint64 // challenge waiting for an answer, 0 = none
+	helloSent  time.Time
+	helloTries int
+	helloTimer *time.Timer
+
+	// our stream to the peer
+	sid      uint32 // 0 = none yet; the next one is lastSid+1
+	lastSid  uint32
+	una, nxt uint32
+	wndEdge  uint32 // we may send seq before wndEdge
+	inflight []*segment
+	queue    []*outMsg
+	rtt      rttEstimator
+	rtxTimer *time.Timer
+
+	// the peer's stream to us
+	rid      uint32
+	rcvNxt   uint32
+	ooo      map[uint32]inSegment
+	reasm    []byte
+	reasmLen uint32
+	discard  bool
+	ackOwed  int
+	ackTimer *time.Timer
+
+	// liveness
+	lastHeard  time.Time
+	probing    bool
+	probeTimer *time.Timer
+	refusedAt  time.Time
+
+	calls map[uint64]*call
+}
+
+type segment struct {
+	seq    uint32
+	frag   uint8
+	msgLen uint32
+	data   []byte
+	sentAt time.Time
+	tx     int
+	sacked bool
+	msg    *outMsg
+}
+
+type inSegment struct {
+	frag   uint8
+	msgLen uint32
+	data   []byte
+}
+
+// outMsg is an encoded message waiting to be segmented and acknowledged.
+type outMsg struct {
+	data []byte
+	off  int
+	// acked, when set, is told nil once the peer acknowledged the whole
+	// message, or the error that ended the stream.
+	acked chan error
+}
+
+type call struct {
+	done chan callResult
+}
+
+type callResult struct {
+	m   message
+	err error
+}
+
+func newPeer(e *Endpoint, mac MAC) *peer {
+	return &peer{
+		e:     e,
+		mac:   mac,
+		rtt:   newRTTEstimator(e.cfg.InitialRTO, e.cfg.MinRTO, e.cfg.MaxRTO),
+		ooo:   make(map[uint32]inSegment),
+		calls: make(map[uint64]*call),
+		txbuf: make([]byte, e.link.MTU()),
+	}
+}
+
+func (p *peer) currentEpoch() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.epoch
+}
+
+// Sending.
+
+// enqueue queues a message for the peer and starts sending it.
+func (p *peer) enqueue(m *outMsg) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		if m.acked != nil {
+			m.acked <- ErrEndpointClosed
+		}
+		return
+	}
+	p.queue = append(p.queue, m)
+	p.e.stats.messagesOut.Add(1)
+	p.watch(time.Now())
+	p.pump(time.Now())
+}
+
+// pump segments queued messages into the send window and sends them.
+func (p *peer) pump(now time.Time) {
+	if len(p.queue) == 0 {
+		return
+	}
+	if p.epoch == 0 || p.peerMTU == 0 {
+		p.startHello(now)
+		return
+	}
+	if p.sid == 0 {
+		p.lastSid++
+		p.sid = p.lastSid
+		p.una, p.nxt = 0, 0
+		p.wndEdge = uint32(min(p.e.cfg.Window, 64))
+	}
+	for len(p.queue) > 0 && seqLess(p.nxt, p.wndEdge) && len(p.inflight) < p.e.cfg.Window {
+		m := p.queue[0]
+		n := min(p.segSize, len(m.data)-m.off)
+		var frag uint8
+		if m.off == 0 {
+			frag |= FragFirst
+		}
+		if m.off+n == len(m.data) {
+			frag |= FragLast
+		}
+		s := &segment{seq: p.nxt, frag: frag, msgLen: uint32(len(m.data)), data: m.data[m.off : m.off+n], msg: m}
+		m.off += n
+		if m.off == len(m.data) {
+			p.queue[0] = nil
+			p.queue = p.queue[1:]
+		}
+		p.inflight = append(p.inflight, s)
+		p.nxt++
+		p.transmit(s, now)
+	}
+	p.armRtx(now)
+}
+
+// transmit sends a segment, with an acknowledgement of the peer's stream.
+func (p *peer) transmit(s *segment, now time.Time) {
+	d := Data{Stream: p.sid, Seq: s.seq, Frag: s.frag, MsgLen: s.msgLen, Payload: s.data}
+	if p.rid != 0 {
+		d.AckStream, d.Ack, d.Window = p.rid, p.rcvNxt, p.rcvWindow()
+		p.ackOwed = 0
+		stopTimer(p.ackTimer)
+	}
+	n := d.marshal(p.txbuf[HeaderLen:])
+	p.e.sendFrame(p.txbuf, Header{Type: FrameData, DstEpoch: p.epoch}, p.mac, n)
+	s.sentAt = now
+	s.tx++
+	if s.tx > 1 {
+		p.e.stats.retransmits.Add(1)
+	}
+}
+
+// armRtx sets the retransmission timer for the earliest unacknowledged
+// segment, or stops it.
+func (p *peer) armRtx(now time.Time) {
+	var first time.Time
+	for _, s := range p.inflight {
+		if !s.sacked && (first.IsZero() || s.sentAt.Before(first)) {
+			first = s.sentAt
+		}
+	}
+	if first.IsZero() {
+		stopTimer(p.rtxTimer)
+		return
+	}
+	d := first.Add(p.rtt.rto()).Sub(now)
+	p.rtxTimer = resetTimer(p.rtxTimer, max(d, 0), p.onRtxTimer)
+}
+
+// maxBurst bounds how many segments one timer expiry sends again.
+const maxBurst = 64
+
+func (p *peer) onRtxTimer() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || len(p.inflight) == 0 {
+		return
+	}
+	now := time.Now()
+	rto := p.rtt.rto()
+	sent := 0
+	for _, s := range p.inflight {
+		if sent == maxBurst {
+			break
+		}
+		if !s.sacked && now.Sub(s.sentAt) >= rto {
+			p.transmit(s, now)
+			sent++
+		}
+	}
+	if sent > 0 {
+		p.rtt.timeout()
+		p.e.stats.timeouts.Add(1)
+	}
+	p.armRtx(now)
+}
+
+// onAckOf processes an acknowledgement of our stream: cumulative, window
+// and selective.
+func (p *peer) onAckOf(stream, ack, window uint32, sack []SACKRange, now time.Time) {
+	if stream == 0 || stream != p.sid {
+		return
+	}
+	if seqLess(p.nxt, ack) || seqLess(ack, p.una) {
+		return // acks what we never sent, or an old ack
+	}
+	var sample *segment
+	for p.una != ack {
+		s := p.inflight[0]
+		if s.tx == 1 {
+			sample = s
+		}
+		if s.frag&FragLast != 0 && s.msg.acked != nil {
+			s.msg.acked <- nil
+		}
+		p.inflight[0] = nil
+		p.inflight = p.inflight[1:]
+		p.una++
+	}
+	if sample != nil {
+		p.rtt.sample(now.Sub(sample.sentAt))
+	}
+	if edge := ack + window; !seqLess(edge, p.wndEdge) || seqLess(p.nxt, p.wndEdge) {
+		p.wndEdge = edge
+	}
+	if len(sack) > 0 {
+		var highest uint32
+		found := false
+		for _, r := range sack {
+			for q := r.Start; seqLess(q, r.End); q++ {
+				i := q - p.una
+				if int64(i) < int64(len(p.inflight)) {
+					p.inflight[i].sacked = true
+					if !found || seqLess(highest, q) {
+						highest, found = q, true
+					}
+				}
+			}
+		}
+		// A segment three or more below one the peer holds is lost:
+		// send it again, once per round trip.
+		srtt := p.rtt.smoothed()
+		for _, s := range p.inflight {
+			if !found || !seqLess(s.seq+2, highest) {
+				break
+			}
+			if !s.sacked && now.Sub(s.sentAt) >= srtt {
+				p.transmit(s, now)
+				p.e.stats.fastRetransmits.Add(1)
+			}
+		}
+	}
+	p.pump(now)
+	p.armRtx(now)
+}
+
+// Receiving.
+
+// onFrame handles a DATA, ACK or RESET frame that is authentic, new, and
+// addressed to our current epoch.
+func (p *peer) onFrame(h Header, body []byte, now time.Time) {
+	var deliver []message
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	if h.SrcEpoch != p.epoch {
+		if p.isRetired(h.SrcEpoch) {
+			p.mu.Unlock()
+			p.e.drop(DropStaleEpoch)
+			return
+		}
+		if h.Type == FrameReset && p.epoch == 0 {
+			p.mu.Unlock()
+			return // nothing of ours to reset
+		}
+		p.adoptEpoch(h.SrcEpoch, now)
+	}
+	p.lastHeard = now
+	switch h.Type {
+	case FrameReset:
+		// The peer kept its epoch but lost our session (it cannot: a
+		// RESET always comes from a new epoch). An old duplicate.
+	case FrameAck:
+		var a Ack
+		a.SACK = p.ackbuf[:0]
+		if err := a.UnmarshalBinary(body); err != nil {
+			p.mu.Unlock()
+			p.e.drop(DropMalformed)
+			return
+		}
+		p.ackbuf = a.SACK
+		p.onAckOf(a.Stream, a.Ack, a.Window, a.SACK, now)
+		if h.Flags&FlagProbe != 0 {
+			p.sendAck()
+		}
+	case FrameData:
+		var d Data
+		if err := d.UnmarshalBinary(body); err != nil {
+			p.mu.Unlock()
+			p.e.drop(DropMalformed)
+			return
+		}
+		p.onAckOf(d.AckStream, d.Ack, d.Window, nil, now)
+		deliver = p.onData(d)
+	}
+	p.mu.Unlock()
+	for _, m := range deliver {
+		p.dispatch(m)
+	}
+}
+
+// onData takes one segment of the peer's stream and returns the messages
+// it completes.
+func (p *peer) onData(d Data) []message {
+	if d.Stream != p.rid {
+		if p.rid != 0 && d.Stream < p.rid {
+			p.e.drop(DropStaleStream)
+			return nil
+		}
+		// The peer started a new stream: what we had of the old one is void.
+		p.rid = d.Stream
+		p.rcvNxt = 0
+		clear(p.ooo)
+		p.reasm, p.reasmLen, p.discard = nil, 0, false
+	}
+	off := d.Seq - p.rcvNxt
+	switch {
+	case seqLess(d.Seq, p.rcvNxt):
+		p.e.stats.duplicates.Add(1)
+		p.sendAck()
+		return nil
+	case off >= uint32(p.e.cfg.Window):
+		p.e.drop(DropWindow)
+		p.sendAck()
+		return nil
+	case off > 0:
+		if _, ok := p.ooo[d.Seq]; ok {
+			p.e.stats.duplicates.Add(1)
+		} else {
+			p.ooo[d.Seq] = inSegment{d.Frag, d.MsgLen, append([]byte(nil), d.Payload...)}
+		}
+		p.sendAck()
+		return nil
+	}
+	var out []message
+	hadGap := len(p.ooo) > 0
+	if m, ok := p.accept(d.Frag, d.MsgLen, d.Payload); ok {
+		out = append(out, m)
+	}
+	p.rcvNxt++
+	for {
+		s, ok := p.ooo[p.rcvNxt]
+		if !ok {
+			break
+		}
+		delete(p.ooo, p.rcvNxt)
+		if m, ok := p.accept(s.frag, s.msgLen, s.data); ok {
+			out = append(out, m)
+		}
+		p.rcvNxt++
+	}
+	p.ackOwed++
+	if hadGap || p.ackOwed >= 2 || p.e.cfg.DelayedAck == 0 {
+		p.sendAck()
+	} else {
+		p.ackTimer = resetTimer(p.ackTimer, p.e.cfg.DelayedAck, p.onAckTimer)
+	}
+	return out
+}
+
+// accept appends an in-order segment to the message being reassembled and
+// returns the message when the segment completes it.
+func (p *peer) accept(frag uint8, msgLen uint32, data []byte) (message, bool) {
+	if frag&FragFirst != 0 {
+		if p.reasm != nil {
+			p.e.drop(DropMalformed) // the previous message never ended
+		}
+		p.reasm, p.reasmLen, p.discard = nil, msgLen, false
+		if int64(msgLen) > int64(p.e.cfg.MaxMessage) {
+			p.discard = true
+			p.e.drop(DropTooLarge)
+			p.refuseTooLarge(data)
+		} else {
+			p.reasm = make([]byte, 0, msgLen)
+		}
+	} else if p.reasm == nil && !p.discard {
+		p.e.drop(DropMalformed) // a middle without a start
+		p.discard = true
+	}
+	if p.discard {
+		if frag&FragLast != 0 {
+			p.discard = false
+		}
+		return message{}, false
+	}
+	if msgLen != p.reasmLen || len(p.reasm)+len(data) > int(p.reasmLen) {
+		p.e.drop(DropMalformed)
+		p.reasm, p.discard = nil, frag&FragLast == 0
+		return message{}, false
+	}
+	p.reasm = append(p.reasm, data...)
+	if frag&FragLast == 0 {
+		return message{}, false
+	}
+	b := p.reasm
+	p.reasm = nil
+	var m message
+	if len(b) != int(p.reasmLen) || m.UnmarshalBinary(b) != nil {
+		p.e.drop(DropMalformed)
+		return message{}, false
+	}
+	p.e.stats.messagesIn.Add(1)
+	return m, true
+}
+
+// refuseTooLarge answers a request that is over our limit with an error,
+// so the caller does not wait for nothing. first is its first segment.
+func (p *peer) refuseTooLarge(first []byte) {
+	if len(first) < msgHeaderLen || msgKind(first[0]) != kindRequest {
+		return
+	}
+	id := binary.BigEndian.Uint64(first[1:])
+	m := message{kind: kindError, id: id, code: CodeTooLarge,
+		payload: []byte("request is over the peer's message limit")}
+	p.queue = append(p.queue, &outMsg{data: m.appendTo(nil)})
+	p.pump(time.Now())
+}
+
+// dispatch hands a complete message to its handler or its waiting call.
+// It runs without p.mu.
+func (p *peer) dispatch(m message) {
+	switch m.kind {
+	case kindRequest, kindOneway:
+		p.e.wg.Add(1)
+		go p.e.serve(p, m)
+	case kindResponse, kindError:
+		p.mu.Lock()
+		c := p.calls[m.id]
+		delete(p.calls, m.id)
+		p.mu.Unlock()
+		if c != nil {
+			c.done <- callResult{m: m}
+		}
+	}
+}
+
+func (p *peer) rcvWindow() uint32 {
+	return uint32(max(p.e.cfg.Window-len(p.ooo), 0))
+}
+
+// sendAck acknowledges the peer's stream now, with SACK ranges for what
+// arrived beyond a gap.
+func (p *peer) sendAck() {
+	p.ackOwed = 0
+	stopTimer(p.ackTimer)
+	a := Ack{Stream: p.rid, Ack: p.rcvNxt, Window: p.rcvWindow(), SACK: p.sackRanges()}
+	n := a.marshal(p.txbuf[HeaderLen:])
+	p.e.sendFrame(p.txbuf, Header{Type: FrameAck, DstEpoch: p.epoch}, p.mac, n)
+}
+
+func (p *peer) sendProbe() {
+	a := Ack{Stream: p.rid, Ack: p.rcvNxt, Window: p.rcvWindow()}
+	n := a.marshal(p.txbuf[HeaderLen:])
+	p.e.sendFrame(p.txbuf, Header{Type: FrameAck, Flags: FlagProbe, DstEpoch: p.epoch}, p.mac, n)
+}
+
+func (p *peer) onAckTimer() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed && p.ackOwed > 0 {
+		p.sendAck()
+	}
+}
+
+// sackRanges lists the runs of out-of-order segments held, lowest first.
+func (p *peer) sackRanges() []SACKRange {
+	p.sackbuf = p.sackbuf[:0]
+	if len(p.ooo) == 0 {
+		return nil
+	}
+	offs := make([]uint32, 0, len(p.ooo))
+	for seq := range p.ooo {
+		offs = append(offs, seq-p.rcvNxt)
+	}
+	sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
+	for _, o := range offs {
+		seq := p.rcvNxt + o
+		if n := len(p.sackbuf); n > 0 && p.sackbuf[n-1].End == seq {
+			p.sackbuf[n-1].End++
+			continue
+		}
+		if len(p.sackbuf) == MaxSACK {
+			break
+		}
+		p.sackbuf = append(p.sackbuf, SACKRange{seq, seq + 1})
+	}
+	return p.sackbuf
+}
+
+// Handshake.
+
+func (p *peer) startHello(now time.Time) {
+	if p.hello != 0 {
+		return
+	}
+	var b [8]byte
+	for p.hello == 0 {
+		rand.Read(b[:])
+		p.hello = binary.BigEndian.Uint64(b[:])
+	}
+	p.helloTries = 0
+	p.sendHello(now)
+}
+
+func (p *peer) sendHello(now time.Time) {
+	h := Hello{Challenge: p.hello, MTU: uint32(p.e.link.MTU()), Window: uint32(p.e.cfg.Window)}
+	n := h.marshal(p.txbuf[HeaderLen:])
+	p.e.sendFrame(p.txbuf, Header{Type: FrameHello}, p.mac, n)
+	p.helloSent = now
+	p.helloTries++
+	d := p.rtt.rto()
+	for i := 1; i < p.helloTries && d < p.e.cfg.MaxRTO; i++ {
+		d *= 2
+	}
+	p.helloTimer = resetTimer(p.helloTimer, min(d, p.e.cfg.MaxRTO), p.onHelloTimer)
+}
+
+func (p *peer) onHelloTimer() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed && p.hello != 0 {
+		p.sendHello(time.Now())
+	}
+}
+
+func (p *peer) onHelloReply(h Header, hello Hello, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.hello == 0 || hello.Challenge != p.hello {
+		return // not ours, or answered already
+	}
+	if p.isRetired(h.SrcEpoch) {
+		return
+	}
+	if p.helloTries == 1 {
+		p.rtt.sample(now.Sub(p.helloSent))
+	}
+	p.hello = 0
+	stopTimer(p.helloTimer)
+	if p.epoch != h.SrcEpoch {
+		p.adoptEpoch(h.SrcEpoch, now)
+	}
+	p.lastHeard = now
+	p.peerMTU = int(hello.MTU)
+	p.segSize = min(p.peerMTU, p.e.link.MTU()) - Overhead
+	if p.sid == 0 {
+		p.lastSid++
+		p.sid = p.lastSid
+		p.una, p.nxt = 0, 0
+	}
+	p.wndEdge = p.una + min(hello.Window, uint32(p.e.cfg.Window))
+	p.pump(now)
+}
+
+// adoptEpoch switches to a new epoch of the peer: it restarted, so
+// everything in flight with its old incarnation is void.
+func (p *peer) adoptEpoch(epoch uint64, now time.Time) {
+	old := p.epoch
+	if old != 0 {
+		p.retired = append(p.retired, old)
+		if len(p.retired) > 8 {
+			p.retired = p.retired[1:]
+		}
+		p.e.stats.peerRestarts.Add(1)
+		p.e.log.Info("peer restarted", "peer", p.mac)
+		p.failAll(ErrPeerRestarted)
+		p.e.forgetEpoch(p.mac, old)
+	}
+	p.epoch = epoch
+	p.peerMTU = 0 // learn it again in a handshake before sending
+	p.rid, p.rcvNxt = 0, 0
+	clear(p.ooo)
+	p.reasm, p.reasmLen, p.discard = nil, 0, false
+}
+
+func (p *peer) isRetired(epoch uint64) bool {
+	for _, r := range p.retired {
+		if r == epoch {
+			return true
+		}
+	}
+	return false
+}
+
+// failAll ends our stream to the peer: calls and queued messages fail with
+// err, and the next message starts a new stream.
+func (p *peer) failAll(err error) {
+	for id, c := range p.calls {
+		c.done <- callResult{err: err}
+		delete(p.calls, id)
+	}
+	seen := map[*outMsg]bool{}
+	for _, s := range p.inflight {
+		if s.msg.acked != nil && !seen[s.msg] {
+			seen[s.msg] = true
+			s.msg.acked <- err
+		}
+	}
+	for _, m := range p.queue {
+		if m.acked != nil && !seen[m] {
+			seen[m] = true
+			m.acked <- err
+		}
+	}
+	p.inflight, p.queue = nil, nil
+	p.sid = 0
+	p.hello = 0
+	stopTimer(p.rtxTimer)
+	stopTimer(p.helloTimer)
+}
+
+// Liveness.
+
+// busy reports whether anything waits on the peer.
+func (p *peer) busy() bool {
+	return len(p.calls) > 0 || len(p.inflight) > 0 || len(p.queue) > 0 || p.hello != 0
+}
+
+// watch starts probing the peer's liveness, if it is not watched yet.
+func (p *peer) watch(now time.Time) {
+	if p.probing {
+		return
+	}
+	p.probing = true
+	p.lastHeard = now // silence while idle is no evidence
+	p.probeTimer = resetTimer(p.probeTimer, p.e.cfg.ProbeInterval, p.onProbeTimer)
+}
+
+func (p *peer) onProbeTimer() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	if !p.busy() {
+		p.probing = false
+		return
+	}
+	now := time.Now()
+	silence := now.Sub(p.lastHeard)
+	if silence >= p.e.cfg.Tolerance {
+		p.declareDead(now)
+		p.probing = false
+		return
+	}
+	if silence >= p.e.cfg.ProbeInterval && p.epoch != 0 && p.hello == 0 {
+		p.sendProbe()
+	}
+	p.probeTimer = resetTimer(p.probeTimer, p.e.cfg.ProbeInterval, p.onProbeTimer)
+}
+
+func (p *peer) declareDead(now time.Time) {
+	err := ErrPeerDead
+	if !p.refusedAt.IsZero() && now.Sub(p.refusedAt) <= p.e.cfg.Tolerance+p.e.cfg.ProbeInterval {
+		err = ErrUnauthenticated
+	}
+	p.e.stats.peersDead.Add(1)
+	p.e.log.Warn("peer declared dead", "peer", p.mac, "silence", now.Sub(p.lastHeard), "err", err)
+	p.failAll(err)
+}
+
+func (p *peer) markRefused(now time.Time) {
+	p.mu.Lock()
+	first := p.refusedAt.IsZero() || now.Sub(p.refusedAt) > p.e.cfg.Tolerance
+	p.refusedAt = now
+	p.mu.Unlock()
+	if first {
+		p.e.log.Warn("peer refused our frames: check that it has our cluster key", "peer", p.mac)
+	}
+}
+
+func (p *peer) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	p.failAll(ErrEndpointClosed)
+	stopTimer(p.ackTimer)
+	stopTimer(p.probeTimer)
+}
+
+// Timers.
+
+func resetTimer(t *time.Timer, d time.Duration, f func()) *time.Timer {
+	if t == nil {
+		return time.AfterFunc(d, f)
+	}
+	t.Reset(d)
+	return t
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
