@@ -97,6 +97,20 @@ func (c *buildCache) compile(pkgs []string) error {
 	if err != nil {
 		return err
 	}
+	// One go build for all of them lets the go command compile in
+	// parallel; only if that fails is each built alone, to tell which
+	// package is broken.
+	if len(pkgs) > 1 {
+		args := append([]string{"build", "-o", c.dir + string(filepath.Separator)}, pkgs...)
+		cmd := exec.Command(gobin, args...)
+		cmd.Dir = root
+		if _, err := cmd.CombinedOutput(); err == nil {
+			for _, p := range pkgs {
+				c.bins[p] = buildResult{path: filepath.Join(c.dir, path.Base(p))}
+			}
+			return nil
+		}
+	}
 	for _, p := range pkgs {
 		out := filepath.Join(c.dir, path.Base(p))
 		cmd := exec.Command(gobin, "build", "-o", out, p)

@@ -10,6 +10,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,21 +80,24 @@ func (c *rawConn) send(t *testing.T, dst proto.MAC, seq uint32, size int) {
 }
 
 // collect reads frames until done says so or quiet passes without one,
-// and returns the sequence numbers seen and the largest payload.
+// and returns the sequence numbers seen and the largest payload. It may
+// run on its own goroutine, so it reports errors without stopping the test.
 func (c *rawConn) collect(t *testing.T, quiet time.Duration, done func(seen map[uint32]bool) bool) (seen map[uint32]bool, biggest int) {
 	t.Helper()
 	seen = make(map[uint32]bool)
 	buf := make([]byte, 65536)
 	for !done(seen) {
 		if err := c.SetReadDeadline(time.Now().Add(quiet)); err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			return seen, biggest
 		}
 		n, _, err := c.ReadFrom(buf)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			break
 		}
 		if err != nil {
-			t.Fatalf("reading in %s: %v", c.host.Name, err)
+			t.Errorf("reading in %s: %v", c.host.Name, err)
+			return seen, biggest
 		}
 		if n >= 4 {
 			seen[binary.BigEndian.Uint32(buf)] = true
@@ -267,17 +271,25 @@ func TestPartitionAndCut(t *testing.T) {
 		t.Helper()
 		seq++
 		c[from].send(t, proto.Broadcast, seq, 64)
-		var got []int
+		got := make([]bool, len(c))
+		var wg sync.WaitGroup
 		for i := range c {
 			if i == from {
 				continue
 			}
-			seen, _ := c[i].collect(t, 300*time.Millisecond, all(seq))
-			if seen[seq] {
-				got = append(got, i)
+			wg.Go(func() {
+				seen, _ := c[i].collect(t, 300*time.Millisecond, all(seq))
+				got[i] = seen[seq]
+			})
+		}
+		wg.Wait()
+		var hosts []int
+		for i, ok := range got {
+			if ok {
+				hosts = append(hosts, i)
 			}
 		}
-		return got
+		return hosts
 	}
 	check := func(what string, from int, want []int) {
 		t.Helper()

@@ -1,0 +1,7 @@
+// Command broken does not compile, on purpose: the harness's tests check
+// that BuildBinaries reports which package failed and why.
+package main
+
+func main() {
+	notDefinedAnywhere()
+}
