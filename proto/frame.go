@@ -48,9 +48,9 @@ func (t FrameType) String() string {
 
 // Header flags.
 const (
-	FlagReply uint8 = 1 << 0 // HELLO: this is the answer
-	FlagProbe uint8 = 1 << 1 // ACK: please answer with an ACK now (keepalive)
-	flagsKnown      = FlagReply | FlagProbe
+	FlagReply  uint8 = 1 << 0 // HELLO: this is the answer
+	FlagProbe  uint8 = 1 << 1 // ACK: please answer with an ACK now (keepalive)
+	flagsKnown       = FlagReply | FlagProbe
 )
 
 // HeaderLen is the length of the cleartext header that starts every control

@@ -19,11 +19,11 @@ type peer struct {
 
 	mu      sync.Mutex
 	closed  bool
-	epoch   uint64    // the peer's epoch, 0 while unknown
-	retired []uint64  // the peer's earlier epochs, newest last
-	peerMTU int       // from its HELLO answer; 0 until the handshake is done
-	segSize int       // message bytes per segment
-	txbuf   []byte    // frame being built
+	epoch   uint64      // the peer's epoch, 0 while unknown
+	retired []uint64    // the peer's earlier epochs, newest last
+	peerMTU int         // from its HELLO answer; 0 until the handshake is done
+	segSize int         // message bytes per segment
+	txbuf   []byte      // frame being built
 	sackbuf []SACKRange // SACK ranges being sent
 	ackbuf  []SACKRange // SACK ranges being received
 
