@@ -218,13 +218,13 @@ func (s *Switch) Stats() Stats {
 func (s *Switch) PcapErr() error { return s.pcap.Err() }
 
 // Close closes every link, so blocked readers return [proto.ErrClosed], and
-// discards the frames still in flight. It returns [proto.ErrClosed] if the
-// switch was already closed.
-func (s *Switch) Close() error {
+// discards the frames still in flight. Closing twice does nothing. Close
+// returns nothing so that t.Cleanup(sw.Close) reads naturally.
+func (s *Switch) Close() {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return proto.ErrClosed
+		return
 	}
 	s.closed = true
 	links := s.links
@@ -240,7 +240,6 @@ func (s *Switch) Close() error {
 	for _, l := range links {
 		l.shut()
 	}
-	return nil
 }
 
 // forward carries one frame written by link from.

@@ -24,7 +24,7 @@ var (
 func newSwitch(t testing.TB, cfg Config) *Switch {
 	t.Helper()
 	s := NewSwitch(cfg)
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(s.Close)
 	return s
 }
 
