@@ -102,6 +102,7 @@ type Export struct {
 	identity []byte
 	sectors  uint64
 	gsync    *groupSync
+	order    order
 
 	mu       sync.Mutex // guards the fields below
 	config   []byte

@@ -49,10 +49,11 @@ type Server struct {
 }
 
 type job struct {
-	e   *Export
-	src proto.MAC
-	buf []byte
-	f   aoe.Frame
+	span span
+	e    *Export
+	src  proto.MAC
+	buf  []byte
+	f    aoe.Frame
 }
 
 func addr(shelf uint16, slot uint8) uint32 { return uint32(shelf)<<8 | uint32(slot) }
@@ -217,7 +218,10 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) bool {
 				s.fail(e, &rep, f, code, src)
 				continue
 			}
-			s.work <- job{e: e, src: src, buf: buf, f: f}
+			j := job{e: e, src: src, buf: buf, f: f}
+			if e.order.admit(&j) {
+				s.work <- j
+			}
 			return true
 		case aoe.CmdConfig:
 			if e.configReply(&f.Config, src, s.spf, &rep) {
@@ -294,7 +298,12 @@ func (s *Server) send(f *aoe.Frame, dst proto.MAC) {
 // doATA runs on a worker: it executes the command and reuses the request
 // buffer for the reply.
 func (s *Server) doATA(j job) {
-	defer func() { s.free <- j.buf }()
+	defer func() {
+		s.free <- j.buf
+		for _, r := range j.e.order.done(&j) {
+			s.work <- r
+		}
+	}()
 	data := j.buf[aoe.HeaderLen+aoe.ATAHeaderLen:]
 	rep, n := j.e.ata(j.f.ATA, data)
 	f := aoe.Frame{Header: j.f.Header, ATA: rep, Data: data[:n]}
