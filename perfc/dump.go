@@ -17,28 +17,24 @@ type Dump struct {
 	Metrics []Metric `cbor:"1,keyasint,omitempty" json:"metrics"`
 }
 
-// cborEnc encodes deterministically (sorted map keys, shortest integers),
-// so equal dumps are equal bytes. Options are values: nothing here changes
-// after start-up.
-func cborEnc() cbor.EncMode {
-	em, err := cbor.CoreDetEncOptions().EncMode()
-	if err != nil {
-		panic(err) // the options are constants
-	}
-	return em
-}
-
-func cborDec() cbor.DecMode {
-	dm, err := cbor.DecOptions{
+// The CBOR modes are built once and never change: cborEnc encodes
+// deterministically (sorted map keys, shortest integers), so equal dumps are
+// equal bytes; cborDec bounds what a peer can make us allocate.
+var (
+	cborEnc = mustMode(cbor.CoreDetEncOptions().EncMode())
+	cborDec = mustMode(cbor.DecOptions{
 		MaxArrayElements: 1 << 20,
 		MaxMapPairs:      64,
 		MaxNestedLevels:  8,
 		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
-	}.DecMode()
+	}.DecMode())
+)
+
+func mustMode[M any](m M, err error) M {
 	if err != nil {
-		panic(err)
+		panic(err) // the options are constants
 	}
-	return dm
+	return m
 }
 
 // dumpWire is Dump without its methods, so the CBOR codec encodes its
@@ -47,7 +43,7 @@ type dumpWire Dump
 
 // MarshalBinary encodes the dump as CBOR with integer keys.
 func (d Dump) MarshalBinary() ([]byte, error) {
-	return cborEnc().Marshal(dumpWire(d))
+	return cborEnc.Marshal(dumpWire(d))
 }
 
 // UnmarshalBinary decodes a dump that MarshalBinary encoded. A truncated
@@ -55,7 +51,7 @@ func (d Dump) MarshalBinary() ([]byte, error) {
 // no sense returns an error wrapping ErrInvalid.
 func (d *Dump) UnmarshalBinary(b []byte) error {
 	var v dumpWire
-	if err := cborDec().Unmarshal(b, &v); err != nil {
+	if err := cborDec.Unmarshal(b, &v); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return io.ErrUnexpectedEOF
 		}

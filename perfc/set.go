@@ -27,15 +27,18 @@ type Config struct {
 	// Shards is how many cache-line-padded atomic words each counter and
 	// histogram is spread over: a power of two from 1 to MaxShards. 1 makes
 	// a counter one atomic word (the least memory, 64 bytes); more make
-	// concurrent increments from many CPUs cheaper. DefaultConfig sets it
-	// from GOMAXPROCS, capped at 8.
+	// concurrent increments from many CPUs cheaper. Shards are picked by
+	// hashing, so two busy goroutines share one with probability 1/Shards.
+	// DefaultConfig takes four per CPU (GOMAXPROCS), from 8 up to 16:
+	// bench/perfc shows a sharded increment costs the same as a one-shard
+	// one when uncontended, and scales when every CPU increments.
 	Shards int
 }
 
 // DefaultConfig returns the configuration NewSet uses for nil.
 func DefaultConfig() Config {
-	n := 1
-	for n < runtime.GOMAXPROCS(0) && n < 8 {
+	n := 8
+	for n < 4*runtime.GOMAXPROCS(0) && n < 16 {
 		n <<= 1
 	}
 	return Config{Shards: n}
