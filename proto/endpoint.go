@@ -413,7 +413,15 @@ func (e *Endpoint) onHello(h Header, body []byte, src, dst MAC, now time.Time) {
 
 // sendFrame seals and sends a frame whose body is already at
 // buf[HeaderLen:HeaderLen+bodyLen]. It fills in version, epoch and counter.
+//
+// A frame shorter than the Ethernet minimum would be padded on the wire and
+// the padding would break its tag, so short bodies are padded with zeros
+// before sealing; only RESET's empty body is that short.
 func (e *Endpoint) sendFrame(buf []byte, h Header, dst MAC, bodyLen int) {
+	if short := MinPayload - (HeaderLen + bodyLen + TagLen); short > 0 {
+		clear(buf[HeaderLen+bodyLen : HeaderLen+bodyLen+short])
+		bodyLen += short
+	}
 	h.Version = Version
 	h.SrcEpoch = e.epoch
 	h.Counter = e.counter.Add(1)
@@ -434,7 +442,7 @@ func (e *Endpoint) sendReset(dst MAC, dstEpoch uint64) {
 	if !e.rateOK(dst) {
 		return
 	}
-	var b [HeaderLen + TagLen]byte
+	var b [MinPayload]byte
 	e.sendFrame(b[:], Header{Type: FrameReset, DstEpoch: dstEpoch}, dst, 0)
 	e.stats.resetsSent.Add(1)
 }
