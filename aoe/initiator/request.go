@@ -1,0 +1,238 @@
+package initiator
+
+import (
+	"sync"
+	"time"
+
+	"github.com/mvstack/mvstack/aoe"
+	"github.com/mvstack/mvstack/proto"
+)
+
+// path is one way to reach a device: a target MAC on one link.
+type path struct {
+	info TargetInfo
+	link proto.Link
+
+	cwnd, ssthresh float64
+	inflight       int
+	max            int
+
+	srtt, rttvar, rto time.Duration
+	measured          bool
+	timeouts          int // consecutive, reset by any reply
+	lastCut           time.Time
+}
+
+func newPath(info TargetInfo, link proto.Link, cfg *Config) *path {
+	m := max(1, min(info.BufferCount, cfg.MaxWindow))
+	return &path{info: info, link: link, cwnd: 1, ssthresh: float64(m), max: m, rto: cfg.InitialRTO}
+}
+
+// room is how many more requests the window admits.
+func (p *path) room() int { return int(p.cwnd) - p.inflight }
+
+func (p *path) alive() bool { return p.timeouts < 4 }
+
+// sample folds one round trip into the estimator (RFC 6298).
+func (p *path) sample(rtt time.Duration, cfg *Config) {
+	if !p.measured {
+		p.srtt, p.rttvar, p.measured = rtt, rtt/2, true
+	} else {
+		d := p.srtt - rtt
+		if d < 0 {
+			d = -d
+		}
+		p.rttvar = (3*p.rttvar + d) / 4
+		p.srtt = (7*p.srtt + rtt) / 8
+	}
+	p.rto = min(max(p.srtt+4*p.rttvar, cfg.MinRTO), cfg.MaxRTO)
+}
+
+// grow opens the window after a reply: slow start below ssthresh,
+// additive increase above it.
+func (p *path) grow() {
+	if p.cwnd < p.ssthresh {
+		p.cwnd++
+	} else {
+		p.cwnd += 1 / p.cwnd
+	}
+	p.cwnd = min(p.cwnd, float64(p.max))
+}
+
+// request is one AoE request until its reply, its timeout or Close.
+type request struct {
+	dev      *Device
+	frame    aoe.Frame
+	slot     *path // holds a window slot, or nil
+	cur      *path // path of the latest transmission
+	tags     []uint32
+	sent     time.Time // of the latest transmission
+	retries  int
+	deadline time.Time
+	timer    *time.Timer
+	gen      int
+	done     bool
+	// cb runs once, with the reply (valid only during the call) or an error.
+	cb func(f *aoe.Frame, err error)
+}
+
+// from reports whether a reply from src on link may answer r.
+func (r *request) from(link int, src proto.MAC) bool {
+	for _, p := range r.dev.paths {
+		if p.info.Link == link && p.info.MAC == src {
+			return true
+		}
+	}
+	return false
+}
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 9216); return &b }}
+
+// start sends r on p for the first time.
+func (in *Initiator) start(r *request, p *path) {
+	in.mu.Lock()
+	if in.closed {
+		if r.slot != nil {
+			r.slot.inflight--
+		}
+		in.mu.Unlock()
+		r.cb(nil, ErrClosed)
+		return
+	}
+	r.deadline = time.Now().Add(in.cfg.RequestTimeout)
+	b, link, dst := in.transmit(r, p)
+	in.mu.Unlock()
+	in.write(b, link, dst)
+}
+
+// transmit gives r a new tag, arms its timer and marshals it. It runs
+// under in.mu; the caller writes the frame after unlocking.
+func (in *Initiator) transmit(r *request, p *path) (*[]byte, proto.Link, proto.MAC) {
+	tag := in.tag()
+	r.tags = append(r.tags, tag)
+	in.pending[tag] = r
+	r.cur = p
+	r.gen++
+	r.sent = time.Now()
+	rto := p.rto
+	for i := 0; i < r.retries && rto < in.cfg.MaxRTO; i++ {
+		rto *= 2
+	}
+	rto = min(rto, in.cfg.MaxRTO)
+	gen := r.gen
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.timer = time.AfterFunc(rto, func() { in.timeout(r, gen) })
+	r.frame.Tag = tag
+	r.frame.Shelf, r.frame.Slot = p.info.Shelf, p.info.Slot
+	bp := framePool.Get().(*[]byte)
+	need := r.frame.PaddedLen()
+	if cap(*bp) < need {
+		*bp = make([]byte, need)
+	}
+	n, err := r.frame.MarshalTo((*bp)[:need])
+	if err != nil {
+		in.log.Error("aoe initiator: marshal request", "err", err)
+	}
+	*bp = (*bp)[:n]
+	return bp, p.link, p.info.MAC
+}
+
+func (in *Initiator) write(bp *[]byte, l proto.Link, dst proto.MAC) {
+	if len(*bp) > 0 {
+		if err := l.WriteTo(*bp, dst); err != nil {
+			in.log.Debug("aoe initiator: send", "dst", dst, "err", err)
+		}
+	}
+	*bp = (*bp)[:0]
+	framePool.Put(bp)
+}
+
+// unpend retires r: forgets its tags, stops its timer and frees its window
+// slot. It runs under in.mu.
+func (in *Initiator) unpend(r *request) {
+	r.done = true
+	for _, t := range r.tags {
+		delete(in.pending, t)
+	}
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	if r.slot != nil {
+		r.slot.inflight--
+		r.dev.signal()
+	}
+}
+
+// account learns from a reply to r: a round-trip sample when r was sent
+// once, and a wider window. It runs under in.mu.
+func (in *Initiator) account(r *request, tag uint32) {
+	if r.retries == 0 {
+		r.cur.sample(time.Since(r.sent), &in.cfg)
+	}
+	r.cur.timeouts = 0
+	if r.slot != nil {
+		r.slot.timeouts = 0
+		r.slot.grow()
+	}
+}
+
+// finish delivers r's outcome.
+func (in *Initiator) finish(r *request, f *aoe.Frame, err error) {
+	r.cb(f, err)
+}
+
+// timeout retransmits r, on another path when its path seems dead, or
+// fails it after RequestTimeout.
+func (in *Initiator) timeout(r *request, gen int) {
+	in.mu.Lock()
+	if r.done || r.gen != gen || in.closed {
+		in.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	p := r.cur
+	p.timeouts++
+	p.rto = min(p.rto*2, in.cfg.MaxRTO)
+	if s := r.slot; s != nil && r.sent.After(s.lastCut) {
+		s.ssthresh = max(s.cwnd/2, 1)
+		s.cwnd = s.ssthresh
+		s.lastCut = now
+	}
+	if now.After(r.deadline) {
+		in.unpend(r)
+		in.mu.Unlock()
+		in.finish(r, nil, &Error{Op: opName(&r.frame), Shelf: r.dev.shelf, Slot: r.dev.slot, LBA: r.frame.ATA.Sector(), Err: ErrTimeout})
+		return
+	}
+	r.retries++
+	next := r.dev.retryPath(p, int(r.frame.ATA.SectorCount))
+	b, link, dst := in.transmit(r, next)
+	in.mu.Unlock()
+	in.write(b, link, dst)
+}
+
+func opName(f *aoe.Frame) string {
+	switch f.Command {
+	case aoe.CmdATA:
+		switch f.ATA.CmdStatus {
+		case 0x20, 0x24:
+			return "read"
+		case 0x30, 0x34:
+			return "write"
+		case 0xe7, 0xea:
+			return "flush"
+		case 0xec:
+			return "identify"
+		}
+		return "ata"
+	case aoe.CmdConfig:
+		return "config"
+	case aoe.CmdMACMask:
+		return "mask"
+	case aoe.CmdReserve:
+		return "reserve"
+	}
+	return "vendor"
+}
