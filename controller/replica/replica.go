@@ -334,6 +334,13 @@ func (r *Replica) Apply(ctx context.Context, c state.Command) (any, error) {
 		return nil, ErrNotLeader
 	}
 	start := time.Now()
+	// Confirm the quorum before appending: a leader cut off from its
+	// followers refuses the write without putting it in its log, where it
+	// could otherwise commit later after the partition heals.
+	if err := r.raft.VerifyLeader().Error(); err != nil {
+		r.m.observe(start, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrNoQuorum, c.Type(), err)
+	}
 	f := r.raft.Apply(b, r.cfg.ApplyTimeout)
 	err = f.Error()
 	r.m.observe(start, err)
