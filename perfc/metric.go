@@ -62,13 +62,10 @@ const (
 	// StateDenied: the host could count it but refused us
 	// (perf_event_paranoid, missing CAP_PERFMON).
 	StateDenied
-	// StateGone: the thing counted is gone (the domain's process exited
-	// before anything could be read).
-	StateGone
 	stateCount
 )
 
-var stateNames = [...]string{"ok", "unsupported", "denied", "gone"}
+var stateNames = [...]string{"ok", "unsupported", "denied"}
 
 func (s State) String() string {
 	if s < stateCount {
