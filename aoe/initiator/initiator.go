@@ -102,6 +102,8 @@ type Initiator struct {
 	collectors map[uint32]*collector
 	devices    []*Device
 
+	frames sync.Pool // *[]byte request frames
+
 	wg   sync.WaitGroup
 	done chan struct{}
 }

@@ -1,7 +1,6 @@
 package initiator
 
 import (
-	"sync"
 	"time"
 
 	"github.com/mvstack/mvstack/aoe"
@@ -86,8 +85,6 @@ func (r *request) from(link int, src proto.MAC) bool {
 	return false
 }
 
-var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 9216); return &b }}
-
 // start sends r on p for the first time.
 func (in *Initiator) start(r *request, p *path) {
 	in.mu.Lock()
@@ -126,7 +123,10 @@ func (in *Initiator) transmit(r *request, p *path) (*[]byte, proto.Link, proto.M
 	r.timer = time.AfterFunc(rto, func() { in.timeout(r, gen) })
 	r.frame.Tag = tag
 	r.frame.Shelf, r.frame.Slot = p.info.Shelf, p.info.Slot
-	bp := framePool.Get().(*[]byte)
+	bp, _ := in.frames.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
 	need := r.frame.PaddedLen()
 	if cap(*bp) < need {
 		*bp = make([]byte, need)
@@ -146,7 +146,7 @@ func (in *Initiator) write(bp *[]byte, l proto.Link, dst proto.MAC) {
 		}
 	}
 	*bp = (*bp)[:0]
-	framePool.Put(bp)
+	in.frames.Put(bp)
 }
 
 // unpend retires r: forgets its tags, stops its timer and frees its window

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,6 +35,7 @@ type File struct {
 	size int64
 	// Direct reports whether the file was opened with O_DIRECT.
 	Direct bool
+	pool   sync.Pool // aligned bounce buffers for O_DIRECT
 }
 
 var _ Backend = (*File)(nil)
@@ -63,11 +66,50 @@ func OpenFile(path string, opt FileOptions) (*File, error) {
 	return &File{f: f, size: size &^ 511, Direct: opt.Direct}, nil
 }
 
-// ReadAt implements io.ReaderAt with pread.
-func (b *File) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, off) }
+// ReadAt implements io.ReaderAt with pread. With O_DIRECT it reads through
+// an aligned bounce buffer when p is not aligned.
+func (b *File) ReadAt(p []byte, off int64) (int, error) {
+	if !b.Direct || aligned(p) {
+		return b.f.ReadAt(p, off)
+	}
+	bp := b.bounce(len(p))
+	defer b.pool.Put(bp)
+	n, err := b.f.ReadAt((*bp)[:len(p)], off)
+	copy(p, (*bp)[:n])
+	return n, err
+}
 
-// WriteAt implements io.WriterAt with pwrite.
-func (b *File) WriteAt(p []byte, off int64) (int, error) { return b.f.WriteAt(p, off) }
+// WriteAt implements io.WriterAt with pwrite. With O_DIRECT it writes
+// through an aligned bounce buffer when p is not aligned.
+func (b *File) WriteAt(p []byte, off int64) (int, error) {
+	if !b.Direct || aligned(p) {
+		return b.f.WriteAt(p, off)
+	}
+	bp := b.bounce(len(p))
+	defer b.pool.Put(bp)
+	copy(*bp, p)
+	return b.f.WriteAt((*bp)[:len(p)], off)
+}
+
+// directAlign is the memory alignment O_DIRECT I/O gets.
+const directAlign = 4096
+
+func aligned(p []byte) bool {
+	return len(p) == 0 || uintptr(unsafe.Pointer(&p[0]))%directAlign == 0
+}
+
+// bounce returns an aligned buffer of at least n bytes.
+func (b *File) bounce(n int) *[]byte {
+	if bp, ok := b.pool.Get().(*[]byte); ok && cap(*bp) >= n {
+		*bp = (*bp)[:cap(*bp)]
+		return bp
+	}
+	size := max(n, 64<<10)
+	raw := make([]byte, size+directAlign)
+	skip := (directAlign - int(uintptr(unsafe.Pointer(&raw[0]))%directAlign)) % directAlign
+	buf := raw[skip : skip+size : skip+size]
+	return &buf
+}
 
 // Size is the backend's size in bytes, rounded down to whole sectors.
 func (b *File) Size() int64 { return b.size }

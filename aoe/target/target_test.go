@@ -473,3 +473,28 @@ func TestGroupSyncCoversEveryCaller(t *testing.T) {
 		t.Fatalf("%d syncs for 50 callers", calls)
 	}
 }
+
+func TestDirectBackendReadsAndWritesUnalignedBuffers(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "disk")
+	if err := os.WriteFile(path, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenFile(path, FileOptions{Direct: true})
+	if err != nil {
+		t.Fatalf("O_DIRECT open in %s: %v", dir, err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1024+22)
+	p := buf[22:] // like the data area of a frame buffer
+	for i := range p {
+		p[i] = byte(i)
+	}
+	if _, err := f.WriteAt(p, 4096); err != nil {
+		t.Fatalf("O_DIRECT write from an unaligned buffer: %v", err)
+	}
+	q := make([]byte, 1024+22)[22:]
+	if _, err := f.ReadAt(q, 4096); err != nil || !bytes.Equal(p, q) {
+		t.Fatalf("O_DIRECT read back: %v", err)
+	}
+}
