@@ -96,10 +96,10 @@ func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 
 // family is one Prometheus metric family built from a perfc name.
 type family struct {
-	desc  *prometheus.Desc
-	kind  perfc.Kind
-	unit  string
-	div   float64
+	desc *prometheus.Desc
+	kind perfc.Kind
+	unit string
+	div  float64
 }
 
 // Collect sends one sample per metric of the set and its domains.
