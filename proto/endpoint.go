@@ -172,10 +172,15 @@ func NewEndpoint(link Link, cfg Config) (*Endpoint, error) {
 		ctx:         ctx,
 		cancel:      cancel,
 	}
+	e.Handle(MethodPing, func(ctx context.Context, r *Request) ([]byte, error) { return r.Payload, nil })
 	e.wg.Add(1)
 	go e.readLoop()
 	return e, nil
 }
+
+// MethodPing is answered by every endpoint with the request's payload, like
+// an ICMP echo: mvctl ping uses it to measure round trips to any node.
+const MethodPing = "ping"
 
 // Addr is the endpoint's hardware address.
 func (e *Endpoint) Addr() MAC { return e.addr }

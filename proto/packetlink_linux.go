@@ -25,7 +25,15 @@ type PacketConfig struct {
 	// Promiscuous puts the interface into promiscuous mode, so frames to
 	// other unicast addresses are read too.
 	Promiscuous bool
+	// ReadBuffer is the socket's receive buffer in bytes; 0 means
+	// DefaultReadBuffer. The kernel's default (about 200 KB) holds a dozen
+	// jumbo frames and drops the rest of a burst.
+	ReadBuffer int
 }
+
+// DefaultReadBuffer is the receive buffer of a packet link: room for a
+// window's burst of jumbo frames.
+const DefaultReadBuffer = 32 << 20
 
 // PacketLink is a [Link] over an AF_PACKET socket bound to one interface and
 // one EtherType. Frames the host itself sends on the interface are filtered
@@ -81,6 +89,14 @@ func OpenPacketLink(ifname string, et EtherType, cfg *PacketConfig) (*PacketLink
 		}
 		return nil, fmt.Errorf("proto: opening AF_PACKET socket on %q: %w", ifname, err)
 	}
+	rb := cfg.ReadBuffer
+	if rb == 0 {
+		rb = DefaultReadBuffer
+	}
+	if err := setReadBuffer(conn, rb); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("proto: receive buffer of %d bytes on %q: %w", rb, ifname, err)
+	}
 	if cfg.Promiscuous {
 		if err := conn.SetPromiscuous(true); err != nil {
 			conn.Close()
@@ -114,6 +130,26 @@ func linkFilter(user []bpf.Instruction) []bpf.Instruction {
 		return append(prog, bpf.RetConstant{Val: 0x40000})
 	}
 	return append(prog, user...)
+}
+
+// setReadBuffer sets SO_RCVBUF, past the rmem_max limit when the process
+// may (SO_RCVBUFFORCE needs CAP_NET_ADMIN).
+func setReadBuffer(conn *packet.Conn, n int) error {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n)
+		if serr != nil {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
 
 // ReadFrom implements [Link].
