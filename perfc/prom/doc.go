@@ -8,7 +8,8 @@
 // A perfc name becomes a Prometheus name by prefixing the namespace and
 // replacing dots with underscores; the unit follows Prometheus conventions:
 // base units are suffixes (values in "ns" are converted to seconds and end
-// in _seconds, "bytes" end in _bytes), counters end in _total, and other
+// in _seconds, "bytes" end in _bytes unless the name already has the word
+// bytes), counters end in _total, and other
 // units ("frames", "calls") stay in the HELP text. So
 // proto.frames_in.control (frames) is mvstack_proto_frames_in_control_total,
 // aoe.cmd.read.latency (ns, a histogram) is

@@ -161,7 +161,9 @@ func (c *Collector) Name(name string, kind perfc.Kind, unit string) (string, flo
 	case "bytes":
 		suffix = "_bytes"
 	}
-	if !strings.HasSuffix(base, suffix) {
+	// The unit goes last unless the name already says it as a word
+	// (proto.bytes_in.control is mvstack_proto_bytes_in_control_total).
+	if !strings.Contains(base+"_", suffix+"_") {
 		base += suffix
 	}
 	if kind == perfc.KindCounter && !strings.HasSuffix(base, "_total") {

@@ -156,6 +156,7 @@ func TestNamesFollowPrometheusConventions(t *testing.T) {
 		{"proto.drops.bad_mac", "frames", perfc.KindCounter, "mvstack_proto_drops_bad_mac_total", 1},
 		{"aoe.write.bytes", "bytes", perfc.KindCounter, "mvstack_aoe_write_bytes_total", 1},
 		{"proto.mtu", "bytes", perfc.KindGauge, "mvstack_proto_mtu_bytes", 1},
+		{"proto.bytes_in.control", "bytes", perfc.KindCounter, "mvstack_proto_bytes_in_control_total", 1},
 		{"proto.rpc.latency.ping", "ns", perfc.KindHistogram, "mvstack_proto_rpc_latency_ping_seconds", 1e9},
 		{"perf.sw.task_clock", "ns", perfc.KindCounter, "mvstack_perf_sw_task_clock_seconds_total", 1e9},
 		{"node.uptime", "seconds", perfc.KindGauge, "mvstack_node_uptime_seconds", 1},
