@@ -105,7 +105,31 @@ func doIn(name string, fn func() error) error {
 // operState returns the operational state of the host's interface ("UP",
 // "DOWN", "LOWERLAYERDOWN", ...).
 func (h *Host) operState() (string, error) {
-	out, err := run(nil, "ip", "-n", h.Name, "-j", "link", "show", "dev", h.Iface)
+	return operState(h.Name, h.Iface)
+}
+
+// waitOperUp waits (bounded) until interface iface in namespace ns is
+// operationally up.
+func waitOperUp(ns, iface string) error {
+	deadline := time.Now().Add(settleTimeout)
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		st, err := operState(ns, iface)
+		if err != nil {
+			return err
+		}
+		if st == "UP" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("netns: %s in %s is %s after %v, want UP", iface, ns, st, settleTimeout)
+		}
+		time.Sleep(delay) // the kernel's link watcher has no event we can wait on here
+	}
+}
+
+// operState returns the operational state of iface in namespace ns.
+func operState(ns, iface string) (string, error) {
+	out, err := run(nil, "ip", "-n", ns, "-j", "link", "show", "dev", iface)
 	if err != nil {
 		return "", err
 	}
@@ -114,7 +138,7 @@ func (h *Host) operState() (string, error) {
 		MTU       int    `json:"mtu"`
 	}
 	if err := json.Unmarshal(out, &links); err != nil || len(links) != 1 {
-		return "", fmt.Errorf("netns: ip -j link show %s in %s: unexpected output %q", h.Iface, h.Name, out)
+		return "", fmt.Errorf("netns: ip -j link show %s in %s: unexpected output %q", iface, ns, out)
 	}
 	return links[0].OperState, nil
 }

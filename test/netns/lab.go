@@ -81,11 +81,13 @@ type Lab struct {
 	nsNames  []string // every namespace made so far, switch first
 	teardown sync.Once
 
-	mu       sync.Mutex
-	loss     int
-	lossType []proto.EtherType
-	groups   [][]int // partition, by host index
-	procs    map[*Process]struct{}
+	mu        sync.Mutex
+	loss      int
+	lossType  []proto.EtherType
+	groups    [][]int // partition, by host index
+	procs     map[*Process]struct{}
+	mirror    bool // the capture mirror port exists
+	capturing bool // a capture's nft chain is in place
 }
 
 // Host is one network namespace with one Ethernet interface on the lab's

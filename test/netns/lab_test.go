@@ -9,12 +9,15 @@ import (
 	"net"
 	"os"
 	osexec "os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/mdlayher/packet"
 	"github.com/mvstack/mvstack/proto"
 	"github.com/mvstack/mvstack/test/netns"
@@ -342,11 +345,8 @@ func TestCleanupRemovesEverything(t *testing.T) {
 		proc = h.Start(t, bins["nsinfo"], "-wait")
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		defer cancel()
-		for !strings.Contains(proc.Output(), "waiting") {
-			if proc.Exited() || ctx.Err() != nil {
-				t.Fatalf("nsinfo did not start: %s", proc.Output())
-			}
-			time.Sleep(5 * time.Millisecond) // polling a real process, bounded by ctx
+		if err := proc.WaitOutput(ctx, "waiting"); err != nil {
+			t.Fatal(err)
 		}
 		want := fmt.Sprintf("iface=eth0 mac=%s mtu=1500", h.MAC)
 		if !strings.Contains(proc.Output(), want) {
@@ -378,13 +378,10 @@ func TestProcessSignalAndRestart(t *testing.T) {
 	for round := range 2 { // the second round is a restart
 		p := h.Start(t, bins["nsinfo"], "-wait")
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-		for !strings.Contains(p.Output(), "waiting") && !p.Exited() && ctx.Err() == nil {
-			time.Sleep(5 * time.Millisecond) // polling a real process, bounded by ctx
-		}
-		if err := p.Signal(syscall.SIGTERM); err != nil {
+		if err := p.WaitOutput(ctx, "waiting"); err != nil {
 			t.Fatal(err)
 		}
-		err := p.Wait(ctx)
+		err := p.Stop(ctx)
 		cancel()
 		if err != nil {
 			t.Fatalf("round %d: nsinfo exited with %v, want status 0 after SIGTERM; output:\n%s", round, err, p.Output())
@@ -468,5 +465,66 @@ func TestIPv4AndBridgeHost(t *testing.T) {
 	}
 	if err := lab.Cut(lab.Bridge, true); err == nil {
 		t.Error("Cut accepted the bridge itself")
+	}
+}
+
+func TestCaptureRecordsEachFrameOnce(t *testing.T) {
+	lab := netns.New(t, netns.Config{Hosts: 3})
+	a, b := openRaw(t, lab.Hosts[0]), openRaw(t, lab.Hosts[1])
+	file := filepath.Join(t.TempDir(), "lab.pcapng")
+	capture := lab.Capture(t, file, testType)
+
+	for seq := range uint32(3) {
+		a.send(t, lab.Hosts[1].MAC, seq, 100)
+	}
+	b.send(t, proto.Broadcast, 3, 100)
+	if seen, _ := b.collect(t, 2*time.Second, count(3)); len(seen) != 3 {
+		t.Fatalf("host 1 got %v, want 3 frames", seen)
+	}
+	if err := capture.Stop(); err != nil {
+		t.Fatalf("stopping the capture: %v", err)
+	}
+
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		data, _, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) < 18 {
+			t.Fatalf("captured a %d-byte frame", len(data))
+		}
+		var dst, src proto.MAC
+		copy(dst[:], data[0:6])
+		copy(src[:], data[6:12])
+		got = append(got, fmt.Sprintf("%s>%s #%d", src, dst, binary.BigEndian.Uint32(data[14:18])))
+	}
+	if tshark, err := osexec.LookPath("tshark"); err == nil {
+		out, err := osexec.CommandContext(t.Context(), tshark, "-r", file, "-T", "fields", "-e", "eth.type").CombinedOutput()
+		if err != nil || strings.Count(string(out), "0x88b5") != 4 {
+			t.Errorf("tshark -r %s: %v, want 4 frames of type 0x88b5:\n%s", file, err, out)
+		}
+	}
+	h := lab.Hosts
+	want := []string{
+		fmt.Sprintf("%s>%s #0", h[0].MAC, h[1].MAC),
+		fmt.Sprintf("%s>%s #1", h[0].MAC, h[1].MAC),
+		fmt.Sprintf("%s>%s #2", h[0].MAC, h[1].MAC),
+		fmt.Sprintf("%s>%s #3", h[1].MAC, proto.Broadcast),
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("captured frames (-want +got):\n%s", diff)
 	}
 }

@@ -72,9 +72,6 @@ func (l *Lab) Heal() error {
 // applyRules replaces the lab's nftables table with one that holds the
 // current partition and loss, in one atomic nft transaction. l.mu is held.
 func (l *Lab) applyRules() error {
-	if _, err := exec.LookPath("nft"); err != nil {
-		return ErrNoNft
-	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "add table bridge %s\n", nftTable)
 	fmt.Fprintf(&b, "flush table bridge %s\n", nftTable)
@@ -101,10 +98,19 @@ func (l *Lab) applyRules() error {
 		}
 		fmt.Fprintf(&b, "add rule bridge %s cross %sdrop\n", nftTable, match)
 	}
-	if _, err := run(b.Bytes(), "ip", "netns", "exec", l.Switch, "nft", "-f", "-"); err != nil {
+	if err := nft(l.Switch, b.String()); err != nil {
 		return fmt.Errorf("netns: setting faults on the bridge: %w", err)
 	}
 	return nil
+}
+
+// nft runs an nft script (one transaction) in namespace ns.
+func nft(ns, script string) error {
+	if _, err := exec.LookPath("nft"); err != nil {
+		return ErrNoNft
+	}
+	_, err := run([]byte(script), "ip", "netns", "exec", ns, "nft", "-f", "-")
+	return err
 }
 
 // portSet is an nft anonymous set of the bridge ports of hosts ids.

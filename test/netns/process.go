@@ -2,8 +2,10 @@ package netns
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -117,6 +119,45 @@ func (p *Process) Signal(sig os.Signal) error {
 	return syscall.Kill(p.pid, s)
 }
 
+// WaitOutput waits until the process's output contains s (a daemon's
+// "ready" line, say) and returns nil; it returns an error with the output
+// if the process exits first, or ctx's error if ctx ends first. It wakes on
+// every write, without polling.
+func (p *Process) WaitOutput(ctx context.Context, s string) error {
+	for {
+		out, changed := p.out.snapshot()
+		if strings.Contains(out, s) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-p.done:
+			if out := p.Output(); strings.Contains(out, s) {
+				return nil
+			}
+			return fmt.Errorf("netns: %s exited (%s) before printing %q; output:\n%s", p.Name, p.exitString(), s, p.Output())
+		case <-ctx.Done():
+			return fmt.Errorf("netns: waiting for %q from %s: %w; output so far:\n%s", s, p.Name, ctx.Err(), p.Output())
+		}
+	}
+}
+
+// Stop asks the process to end with SIGTERM and waits for it; if ctx ends
+// first, it kills the process group. It returns the exit error: nil for a
+// clean exit, an *exec.ExitError for a process that died of the signal.
+func (p *Process) Stop(ctx context.Context) error {
+	if err := p.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		p.Kill()
+		return fmt.Errorf("netns: %s did not stop after SIGTERM: %w", p.Name, ctx.Err())
+	}
+}
+
 // Kill sends SIGKILL to the process's group and waits (for up to 10 s)
 // until the process has been reaped. Killing an exited process does
 // nothing.
@@ -147,6 +188,17 @@ type tailBuffer struct {
 	max     int
 	b       []byte
 	dropped int64
+	changed chan struct{} // closed and replaced on every write
+}
+
+// snapshot returns the content and a channel closed at the next write.
+func (b *tailBuffer) snapshot() (string, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.changed == nil {
+		b.changed = make(chan struct{})
+	}
+	return string(b.b), b.changed
 }
 
 func (b *tailBuffer) Write(p []byte) (int, error) {
@@ -158,6 +210,10 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 	if over := len(b.b) - b.max; over > b.max {
 		b.dropped += int64(over)
 		b.b = append(b.b[:0], b.b[over:]...)
+	}
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
 	}
 	return len(p), nil
 }
