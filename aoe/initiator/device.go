@@ -2,6 +2,7 @@ package initiator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -368,19 +369,34 @@ func (d *Device) FlushContext(ctx context.Context) error {
 	// target in the common case. With several targets, flush each by
 	// pinning it to that target's path.
 	if len(macs) <= 1 {
-		return d.ata(ctx, ata.CmdFlushCacheExt, 0, 0, nil, false)
+		return d.flushFallback(func(cmd uint8) error { return d.ata(ctx, cmd, 0, 0, nil, false) })
 	}
 	var first error
 	for _, m := range macs {
-		if err := d.flushOn(ctx, m); err != nil && first == nil {
+		if err := d.flushFallback(func(cmd uint8) error { return d.flushOn(ctx, m, cmd) }); err != nil && first == nil {
 			first = err
 		}
 	}
 	return first
 }
 
-// flushOn sends FLUSH CACHE EXT to the target with MAC m.
-func (d *Device) flushOn(ctx context.Context, m proto.MAC) error {
+// flushFallback sends FLUSH CACHE EXT, then FLUSH CACHE if that was
+// aborted. A target that aborts both (vblade) is taken to have no volatile
+// cache of its own, so the flush succeeds.
+func (d *Device) flushFallback(send func(cmd uint8) error) error {
+	err := send(ata.CmdFlushCacheExt)
+	if !errors.Is(err, ErrAborted) {
+		return err
+	}
+	err = send(ata.CmdFlushCache)
+	if errors.Is(err, ErrAborted) {
+		return nil
+	}
+	return err
+}
+
+// flushOn sends a flush command to the target with MAC m.
+func (d *Device) flushOn(ctx context.Context, m proto.MAC, cmd uint8) error {
 	d.in.mu.Lock()
 	var p *path
 	for _, q := range d.paths {
@@ -400,7 +416,7 @@ func (d *Device) flushOn(ctx context.Context, m proto.MAC) error {
 	wg.Add(1)
 	r := &request{dev: d, slot: p, frame: aoe.Frame{
 		Header: aoe.Header{Version: aoe.Version, Command: aoe.CmdATA},
-		ATA:    aoe.ATAArg{Flags: aoe.ATAFlagExtended, CmdStatus: ata.CmdFlushCacheExt},
+		ATA:    aoe.ATAArg{Flags: aoe.ATAFlagExtended, CmdStatus: cmd},
 	}}
 	r.cb = func(f *aoe.Frame, e error) {
 		if e == nil {
