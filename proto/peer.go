@@ -399,7 +399,7 @@ func (p *peer) onData(d Data) []message {
 		p.rcvNxt++
 	}
 	p.ackOwed++
-	if hadGap || p.ackOwed >= 2 || p.e.cfg.DelayedAck == 0 {
+	if hadGap || p.ackOwed >= ackEvery || p.e.cfg.DelayedAck == 0 {
 		p.sendAck()
 	} else {
 		p.ackTimer = resetTimer(p.ackTimer, p.e.cfg.DelayedAck, p.onAckTimer)
@@ -742,3 +742,8 @@ func stopTimer(t *time.Timer) {
 		t.Stop()
 	}
 }
+
+// ackEvery is how many in-order segments may arrive before an ACK goes out
+// at once; fewer wait for DelayedAck or ride on a reply. Losses are still
+// reported at once (an out-of-order segment is acknowledged immediately).
+const ackEvery = 8
