@@ -2,6 +2,7 @@ package perfc
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -21,33 +22,15 @@ const (
 	kindCount
 )
 
-var kindNames = [...]string{"counter", "gauge", "histogram"}
+var kindNames = []string{"counter", "gauge", "histogram"}
 
-func (k Kind) String() string {
-	if k < kindCount {
-		return kindNames[k]
-	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
-}
+func (k Kind) String() string { return enumString(kindNames, k, "kind") }
 
 // MarshalText writes the kind's name (for JSON).
-func (k Kind) MarshalText() ([]byte, error) {
-	if k >= kindCount {
-		return nil, fmt.Errorf("perfc: kind %d: %w", uint8(k), ErrInvalid)
-	}
-	return []byte(k.String()), nil
-}
+func (k Kind) MarshalText() ([]byte, error) { return enumMarshal(kindNames, k, "kind") }
 
 // UnmarshalText reads a kind's name.
-func (k *Kind) UnmarshalText(b []byte) error {
-	for i, n := range kindNames {
-		if n == string(b) {
-			*k = Kind(i)
-			return nil
-		}
-	}
-	return fmt.Errorf("perfc: kind %q: %w", b, ErrInvalid)
-}
+func (k *Kind) UnmarshalText(b []byte) error { return enumUnmarshal(kindNames, b, k, "kind") }
 
 // State says whether a metric's value could be read.
 type State uint8
@@ -65,32 +48,38 @@ const (
 	stateCount
 )
 
-var stateNames = [...]string{"ok", "unsupported", "denied"}
+var stateNames = []string{"ok", "unsupported", "denied"}
 
-func (s State) String() string {
-	if s < stateCount {
-		return stateNames[s]
-	}
-	return fmt.Sprintf("state(%d)", uint8(s))
-}
+func (s State) String() string { return enumString(stateNames, s, "state") }
 
 // MarshalText writes the state's name (for JSON).
-func (s State) MarshalText() ([]byte, error) {
-	if s >= stateCount {
-		return nil, fmt.Errorf("perfc: state %d: %w", uint8(s), ErrInvalid)
-	}
-	return []byte(s.String()), nil
-}
+func (s State) MarshalText() ([]byte, error) { return enumMarshal(stateNames, s, "state") }
 
 // UnmarshalText reads a state's name.
-func (s *State) UnmarshalText(b []byte) error {
-	for i, n := range stateNames {
-		if n == string(b) {
-			*s = State(i)
-			return nil
-		}
+func (s *State) UnmarshalText(b []byte) error { return enumUnmarshal(stateNames, b, s, "state") }
+
+// enumString, enumMarshal and enumUnmarshal give a small enum its names.
+func enumString[T ~uint8](names []string, v T, what string) string {
+	if int(v) < len(names) {
+		return names[v]
 	}
-	return fmt.Errorf("perfc: state %q: %w", b, ErrInvalid)
+	return fmt.Sprintf("%s(%d)", what, uint8(v))
+}
+
+func enumMarshal[T ~uint8](names []string, v T, what string) ([]byte, error) {
+	if int(v) >= len(names) {
+		return nil, fmt.Errorf("perfc: %s %d: %w", what, uint8(v), ErrInvalid)
+	}
+	return []byte(names[v]), nil
+}
+
+func enumUnmarshal[T ~uint8](names []string, b []byte, v *T, what string) error {
+	i := slices.Index(names, string(b))
+	if i < 0 {
+		return fmt.Errorf("perfc: %s %q: %w", what, b, ErrInvalid)
+	}
+	*v = T(i)
+	return nil
 }
 
 // Metric is one metric's definition and value at the time of a dump.

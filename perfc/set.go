@@ -3,6 +3,7 @@ package perfc
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -269,12 +270,7 @@ func (s *Set) Children() []string {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names := make([]string, 0, len(s.children))
-	for n := range s.children {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(s.children))
 }
 
 // Attach adds a source's metrics to the set. It reads the source once to

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -341,12 +342,7 @@ func (p *Process) Read(dst []perfc.Metric, reset func(name string) bool) []perfc
 func (p *Process) Threads() []int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	tids := make([]int, 0, len(p.threads))
-	for tid := range p.threads {
-		tids = append(tids, tid)
-	}
-	slices.Sort(tids)
-	return tids
+	return slices.Sorted(maps.Keys(p.threads))
 }
 
 // Close releases every descriptor. Read after Close reports zeros.

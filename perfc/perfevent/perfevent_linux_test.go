@@ -74,11 +74,21 @@ func kernelCounted(t *testing.T) bool {
 	return os.Geteuid() == 0 || par < 2
 }
 
-// burnThreadCPU spins on a locked thread and returns the CPU time that
-// thread used, as the kernel counts it.
-func burnThreadCPU(iterations int) time.Duration {
+// onKnownThread runs f locked to an OS thread that p counts: a thread the
+// Go runtime made after p last re-scanned would not be (the limit the
+// package documents), so it re-scans once the thread is locked.
+func onKnownThread(p *Process, f func()) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if p != nil {
+		p.Read(nil, nil)
+	}
+	f()
+}
+
+// burnThreadCPU spins and returns the CPU time the calling thread used, as
+// the kernel counts it. Call it locked to a thread.
+func burnThreadCPU(iterations int) time.Duration {
 	var ts0, ts1 unix.Timespec
 	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts0)
 	x := uint64(1)
@@ -108,9 +118,9 @@ func touchFreshPages(t *testing.T, n int) {
 	}
 }
 
-// pingPong bounces a byte n times between two locked threads over a
+// pingPong bounces a byte n times between two threads p counts over a
 // blocking pipe: every bounce puts a thread to sleep, a context switch.
-func pingPong(t *testing.T, n int) {
+func pingPong(t *testing.T, p *Process, n int) {
 	t.Helper()
 	var a, b [2]int
 	if err := unix.Pipe2(a[:], unix.O_CLOEXEC); err != nil {
@@ -125,10 +135,8 @@ func pingPong(t *testing.T, n int) {
 		}
 	}()
 	done := make(chan struct{})
-	go func() {
+	go onKnownThread(p, func() {
 		defer close(done)
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
 		buf := []byte{0}
 		for range n {
 			if _, err := unix.Read(a[0], buf); err != nil {
@@ -136,16 +144,17 @@ func pingPong(t *testing.T, n int) {
 			}
 			unix.Write(b[1], buf)
 		}
-	}()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	buf := []byte{0}
-	for range n {
-		unix.Write(a[1], buf)
-		if _, err := unix.Read(b[0], buf); err != nil {
-			t.Fatal(err)
+	})
+	onKnownThread(p, func() {
+		buf := []byte{0}
+		for range n {
+			unix.Write(a[1], buf)
+			if _, err := unix.Read(b[0], buf); err != nil {
+				t.Error(err)
+				return
+			}
 		}
-	}
+	})
 	<-done
 }
 
@@ -154,10 +163,13 @@ func TestSoftwareEventsOfOwnProcessIncreaseAndHardwareOnesSayUnsupported(t *test
 	p := openOrFail(t, os.Getpid(), &lb)
 	before := values(p)
 
-	cpu := burnThreadCPU(20_000_000)
+	var cpu time.Duration
 	const pages = 2048
-	touchFreshPages(t, pages)
-	pingPong(t, 200)
+	onKnownThread(p, func() {
+		cpu = burnThreadCPU(20_000_000)
+		touchFreshPages(t, pages)
+	})
+	pingPong(t, p, 200)
 
 	after := values(p)
 	names := make([]string, 0, len(after))
@@ -323,7 +335,7 @@ func TestResetThroughASetRestartsFromZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer detach()
-	burnThreadCPU(5_000_000)
+	onKnownThread(p, func() { burnThreadCPU(5_000_000) })
 	taken := set.Reset(perfc.Query{Prefix: "perf.sw.task_clock"})
 	m, ok := taken.Find("dn1", "perf.sw.task_clock")
 	if !ok || m.Value <= 0 || len(taken.Metrics) != 1 {
