@@ -399,8 +399,15 @@ func (e *Endpoint) onHello(h Header, body []byte, src, dst MAC, now time.Time) {
 			e.drop(DropMalformed)
 			return
 		}
-		// Answer, but change nothing: a HELLO carries no proof of
-		// freshness, so it could be a replay.
+		// Answer, and keep the peer's MTU and window as a hint for when
+		// its first authentic DATA frame arrives, so our first reply needs
+		// no handshake of its own. Change nothing else: a HELLO carries no
+		// proof of freshness, so it could be a replay.
+		if p := e.existingPeer(src); p != nil {
+			p.hint(hello)
+		} else if p, err := e.peer(src); err == nil {
+			p.hint(hello)
+		}
 		reply := Hello{Challenge: hello.Challenge, MTU: uint32(e.link.MTU()), Window: uint32(e.cfg.Window)}
 		var b [HeaderLen + HelloLen + TagLen]byte
 		reply.marshal(b[HeaderLen:])

@@ -19,9 +19,11 @@ type peer struct {
 
 	mu      sync.Mutex
 	closed  bool
-	epoch   uint64      // the peer's epoch, 0 while unknown
-	retired []uint64    // the peer's earlier epochs, newest last
-	peerMTU int         // from its HELLO answer; 0 until the handshake is done
+	epoch   uint64   // the peer's epoch, 0 while unknown
+	retired []uint64 // the peer's earlier epochs, newest last
+	peerMTU int      // from its HELLO answer; 0 until the handshake is done
+	hintMTU int      // from its own HELLO, used once its epoch is known
+	hintWnd uint32
 	segSize int         // message bytes per segment
 	txbuf   []byte      // frame being built
 	sackbuf []SACKRange // SACK ranges being sent
@@ -590,15 +592,30 @@ func (p *peer) onHelloReply(h Header, hello Hello, now time.Time) {
 		p.adoptEpoch(h.SrcEpoch, now)
 	}
 	p.lastHeard = now
-	p.peerMTU = int(hello.MTU)
+	p.ready(int(hello.MTU), hello.Window)
+	p.pump(now)
+}
+
+// ready records the peer's MTU and window: we may send.
+func (p *peer) ready(mtu int, window uint32) {
+	p.peerMTU = mtu
 	p.segSize = min(p.peerMTU, p.e.link.MTU()) - Overhead
 	if p.sid == 0 {
 		p.lastSid++
 		p.sid = p.lastSid
 		p.una, p.nxt = 0, 0
 	}
-	p.wndEdge = p.una + min(hello.Window, uint32(p.e.cfg.Window))
-	p.pump(now)
+	p.wndEdge = p.una + min(window, uint32(p.e.cfg.Window))
+}
+
+// hint keeps what the peer's HELLO says of its MTU and window until its
+// epoch is known from an authentic frame.
+func (p *peer) hint(h Hello) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.epoch == 0 || p.peerMTU == 0 {
+		p.hintMTU, p.hintWnd = int(h.MTU), h.Window
+	}
 }
 
 // adoptEpoch switches to a new epoch of the peer: it restarted, so
@@ -616,7 +633,11 @@ func (p *peer) adoptEpoch(epoch uint64, now time.Time) {
 		p.e.forgetEpoch(p.mac, old)
 	}
 	p.epoch = epoch
-	p.peerMTU = 0 // learn it again in a handshake before sending
+	p.peerMTU = 0 // learn it again before sending: from its HELLO, or ours
+	if p.hintMTU != 0 {
+		p.ready(p.hintMTU, p.hintWnd)
+		p.hintMTU = 0
+	}
 	p.rid, p.rcvNxt = 0, 0
 	clear(p.ooo)
 	p.reasm, p.reasmLen, p.discard = nil, 0, false
@@ -704,6 +725,7 @@ func (p *peer) declareDead(now time.Time) {
 		err = ErrUnauthenticated
 	}
 	p.e.stats.peersDead.Add(1)
+	p.peerMTU = 0 // handshake again: what we knew may be what failed
 	p.e.log.Warn("peer declared dead", "peer", p.mac, "silence", now.Sub(p.lastHeard), "err", err)
 	p.failAll(err)
 }
