@@ -73,6 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	row(fmt.Sprintf("Counter.Inc, contended, default (%d shards)", perfc.DefaultConfig().Shards), "counter/inc_parallel", "shared atomic.Int64, "+par, "anchor/shared_atomic_parallel", "")
 	row("Counter.Inc, contended, 1 shard", "counter/inc_parallel_1shard", "shared atomic.Int64, "+par, "anchor/shared_atomic_parallel", "")
 	row("Counter.Inc, contended, 8 shards", "counter/inc_parallel_8shards", "shared atomic.Int64, "+par, "anchor/shared_atomic_parallel", "")
+	row("Family.With(method).Inc, 4 keys", "family/with_inc", "shared atomic.Int64 Add", "anchor/shared_atomic", "")
 	row("Histogram.Observe (22 latency buckets)", "histogram/observe", "shared atomic.Int64 Add", "anchor/shared_atomic", "")
 	row("Histogram.Observe, contended", "histogram/observe_parallel", "shared atomic.Int64, "+par, "anchor/shared_atomic_parallel", "")
 	row("Histogram.ObserveSince", "histogram/observe_since", "time.Since alone", "anchor/time_since", "")

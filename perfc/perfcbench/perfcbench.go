@@ -90,6 +90,16 @@ func nilCounterInc(b *testing.B) {
 	}
 }
 
+func familyInc(b *testing.B) {
+	f := newSet(0).CounterFamily("bench.calls", "calls", "benchmark")
+	keys := []string{"vm_start", "vm_stop", "perfc_dump", "heartbeat"}
+	i := 0
+	for b.Loop() {
+		f.With(keys[i&3]).Inc()
+		i++
+	}
+}
+
 func histObserve(b *testing.B) {
 	h := newSet(0).Histogram("bench.latency", "ns", "benchmark", nil)
 	v := int64(0)
@@ -156,6 +166,7 @@ func Cases() []Case {
 		{Name: "counter/inc_parallel_1shard", Parallel: true, F: counterIncParallel(1)},
 		{Name: "counter/inc_parallel", Parallel: true, F: counterIncParallel(0)},
 		{Name: "counter/inc_parallel_8shards", Parallel: true, F: counterIncParallel(8)},
+		{Name: "family/with_inc", F: familyInc},
 		{Name: "histogram/observe", F: histObserve},
 		{Name: "histogram/observe_parallel", Parallel: true, F: histObserveParallel},
 		{Name: "histogram/observe_since", F: histObserveSince},
