@@ -77,26 +77,11 @@ func newRig(t *testing.T, nodes int) *rig {
 
 func (r *rig) leader(t *testing.T, except ...int) int {
 	t.Helper()
-	idx := -1
-	replicatest.WaitFor(t, "a leader", func() bool {
-		for i, s := range r.srv {
-			if s != nil && !contains(except, i) && s.Replica().IsLeader() {
-				idx = i
-				return true
-			}
-		}
-		return false
-	})
-	return idx
-}
-
-func contains(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
+	reps := make([]*replica.Replica, len(r.srv))
+	for i, s := range r.srv {
+		reps[i] = s.Replica()
 	}
-	return false
+	return replicatest.FindLeader(t, reps, except...)
 }
 
 // nodeState asks replica i's REST API for a node's state.

@@ -5,6 +5,7 @@ package replicatest
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -77,16 +78,17 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 // its index.
 func (c *Cluster) Leader(t testing.TB, except ...int) int {
 	t.Helper()
+	return FindLeader(t, c.Replicas, except...)
+}
+
+// FindLeader waits until one of reps (nil entries are skipped) not in except
+// leads, and returns its index.
+func FindLeader(t testing.TB, reps []*replica.Replica, except ...int) int {
+	t.Helper()
 	idx := -1
 	WaitFor(t, "a leader", func() bool {
-	next:
-		for i, r := range c.Replicas {
-			for _, x := range except {
-				if x == i {
-					continue next
-				}
-			}
-			if r.IsLeader() {
+		for i, r := range reps {
+			if r != nil && !slices.Contains(except, i) && r.IsLeader() {
 				idx = i
 				return true
 			}
