@@ -324,13 +324,11 @@ func removeNamespaces(names []string) error {
 		del = append(del, []string{"netns", "del", ns})
 	}
 	if err := ipBatch("", del); err != nil {
-		// The batch stops at the first failure (a namespace already gone,
-		// say); delete one by one so the rest still goes.
+		// The batch stops at the first failure (a namespace another
+		// process's Sweep removed first, say); delete one by one so the
+		// rest still goes, and count only those that remain.
 		for _, ns := range names {
-			if _, statErr := os.Stat("/run/netns/" + ns); statErr != nil {
-				continue
-			}
-			if err := ip("netns", "del", ns); err != nil {
+			if err := ip("netns", "del", ns); err != nil && nsExists(ns) {
 				errs = append(errs, err)
 			}
 		}
@@ -338,14 +336,20 @@ func removeNamespaces(names []string) error {
 	return errors.Join(errs...)
 }
 
+// nsExists reports whether /run/netns holds a namespace named ns.
+func nsExists(ns string) bool {
+	_, err := os.Stat("/run/netns/" + ns)
+	return err == nil
+}
+
 // killAllIn sends SIGKILL to every process whose network namespace is ns,
 // except this one (a goroutine of ours may be inside it through Host.Do).
 func killAllIn(ns string) error {
-	if _, err := os.Stat("/run/netns/" + ns); err != nil {
-		return nil
-	}
 	out, err := run(nil, "ip", "netns", "pids", ns)
 	if err != nil {
+		if !nsExists(ns) {
+			return nil // removed meanwhile
+		}
 		return err
 	}
 	for _, f := range strings.Fields(string(out)) {

@@ -15,8 +15,18 @@ import (
 var live = &registry{labs: make(map[*Lab]struct{})}
 
 // interrupts are the signals after which the harness removes its labs and
-// then lets the signal take its default course.
-var interrupts = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
+// then lets the signal take its default course. A signal the process
+// ignores (nohup, or started in the background by a shell) is left alone:
+// it would not end the process, so t.Cleanup still runs.
+func interrupts() []os.Signal {
+	var sigs []os.Signal
+	for _, s := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		if !signal.Ignored(s) {
+			sigs = append(sigs, s)
+		}
+	}
+	return sigs
+}
 
 type registry struct {
 	mu   sync.Mutex
@@ -32,7 +42,9 @@ func (r *registry) add(l *Lab) {
 	if r.sigs == nil {
 		r.sigs = make(chan os.Signal, 1)
 		r.stop = make(chan struct{})
-		signal.Notify(r.sigs, interrupts...)
+		if sigs := interrupts(); len(sigs) > 0 {
+			signal.Notify(r.sigs, sigs...)
+		}
 		go r.watch(r.sigs, r.stop)
 	}
 }
