@@ -24,7 +24,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Flags:     commonFlags(),
-		Commands:  []*cli.Command{keygenCommand(), pingCommand(), responderCommand()},
+		Commands:  []*cli.Command{keygenCommand(), discoverCommand(), pingCommand(), responderCommand()},
 		// Errors are printed once, by main.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

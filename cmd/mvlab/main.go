@@ -1,0 +1,62 @@
+// Command mvlab runs a whole mvstack rack on one machine: network namespaces
+// on a bridge stand in for the hosts, and the real daemons run in them.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mvlab:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	app := &cli.App{
+		Name:      "mvlab",
+		Usage:     "a whole mvstack rack on this machine, in network namespaces (needs root)",
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Commands: []*cli.Command{
+			{
+				Name:  "demo",
+				Usage: "make a rack, walk through what it does, and remove it",
+				Flags: []cli.Flag{
+					&cli.IntFlag{Name: "nodes", Value: 3, Usage: "node namespaces to make (1 to 50)"},
+					&cli.StringFlag{Name: "bin", Usage: "directory of the mvstack binaries (default: this program's)"},
+					&cli.BoolFlag{Name: "keep", Usage: "leave the rack running until interrupted"},
+				},
+				Action: demo,
+			},
+			{
+				Name:  "down",
+				Usage: "remove everything a lab left behind (namespaces named mvlab-*, their processes)",
+				Action: func(c *cli.Context) error {
+					if err := needRoot(); err != nil {
+						return err
+					}
+					n, err := removeLeftovers()
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "removed %d namespace(s)\n", n)
+					return nil
+				},
+			},
+		},
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	return app.RunContext(ctx, args)
+}
