@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -125,15 +124,12 @@ func (c *buildCache) compile(pkgs []string) error {
 	return nil
 }
 
-// goTool finds the go command: the one in PATH (go test puts its own
-// first), else the one of the toolchain that built this test.
+// goTool finds the go command in PATH; go test puts its own toolchain's
+// bin directory first.
 func goTool() (string, error) {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p, nil
-	}
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("netns: BuildBinaries: no go command in PATH or %s", p)
+	p, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("netns: BuildBinaries: no go command in PATH: %w", err)
 	}
 	return p, nil
 }
