@@ -528,3 +528,26 @@ func TestCaptureRecordsEachFrameOnce(t *testing.T) {
 		t.Errorf("captured frames (-want +got):\n%s", diff)
 	}
 }
+
+func TestSetMTUCarriesJumboFrames(t *testing.T) {
+	lab := netns.New(t, netns.Config{Hosts: 2})
+	if err := lab.SetMTU(9000); err != nil {
+		t.Fatal(err)
+	}
+	if lab.MTU() != 9000 {
+		t.Errorf("MTU() = %d after SetMTU(9000)", lab.MTU())
+	}
+	for _, h := range lab.Hosts {
+		if link := ipLink(t, h); !strings.Contains(link, "mtu 9000 ") {
+			t.Errorf("%s in %s after SetMTU(9000):\n%s", h.Iface, h.Name, link)
+		}
+	}
+	a, b := openRaw(t, lab.Hosts[0]), openRaw(t, lab.Hosts[1])
+	a.send(t, lab.Hosts[1].MAC, 7, 9000)
+	if seen, biggest := b.collect(t, 2*time.Second, all(7)); !seen[7] || biggest != 9000 {
+		t.Errorf("a 9000-byte payload after SetMTU(9000): got %v, largest %d", seen, biggest)
+	}
+	if err := lab.SetMTU(65536); err == nil {
+		t.Error("SetMTU(65536) accepted; veth carries at most 65535")
+	}
+}
