@@ -23,6 +23,9 @@
 // ("frames", "bytes", "ns", …) and a one-line description. docs/perfc.md
 // lists the names mvstack's components register.
 //
+// Per-method and per-type metrics (proto.rpc.calls.<method>,
+// aoe.cmd.<type>.latency) come from a [Family], which makes each on first use.
+//
 // # Cost
 //
 // A [Counter] is spread over a small fixed number of cache-line-padded
@@ -50,7 +53,9 @@
 // name, kind, unit, description, value or histogram, state) sorted by
 // domain and name, which marshals compactly as CBOR (MarshalBinary) for the
 // PERFC_DUMP/PERFC_GET/PERFC_RESET replies, and prints as a table
-// ([Dump.WriteText]) or JSON. A metric a host cannot count, such as a PMU
+// ([Dump.WriteText]) or JSON. A [Request] (op, domain, [Query]) is what
+// those commands carry, and [Handle] answers one from the node's set. A
+// metric a host cannot count, such as a PMU
 // hardware event on a VM without a PMU, has State [StateUnsupported]
 // instead of a zero value.
 package perfc
