@@ -37,6 +37,17 @@ func mustMode[M any](m M, err error) M {
 	return m
 }
 
+// decode decodes CBOR into v: io.ErrUnexpectedEOF when b ends early.
+func decode(b []byte, v any, what string) error {
+	if err := cborDec.Unmarshal(b, v); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("perfc: decoding %s: %w", what, err)
+	}
+	return nil
+}
+
 // dumpWire is Dump without its methods, so the CBOR codec encodes its
 // fields instead of calling MarshalBinary again.
 type dumpWire Dump
@@ -51,11 +62,8 @@ func (d Dump) MarshalBinary() ([]byte, error) {
 // no sense returns an error wrapping ErrInvalid.
 func (d *Dump) UnmarshalBinary(b []byte) error {
 	var v dumpWire
-	if err := cborDec.Unmarshal(b, &v); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("perfc: decoding dump: %w", err)
+	if err := decode(b, &v, "dump"); err != nil {
+		return err
 	}
 	for i, m := range v.Metrics {
 		if err := m.validate(); err != nil {

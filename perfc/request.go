@@ -1,9 +1,7 @@
 package perfc
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 )
 
@@ -48,11 +46,8 @@ func (r Request) MarshalBinary() ([]byte, error) {
 // prefix.
 func (r *Request) UnmarshalBinary(b []byte) error {
 	var v requestWire
-	if err := cborDec.Unmarshal(b, &v); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("perfc: decoding request: %w", err)
+	if err := decode(b, &v, "request"); err != nil {
+		return err
 	}
 	if err := Request(v).Validate(); err != nil {
 		return err
