@@ -21,8 +21,9 @@
 //   - [Host.Do] runs Go code on a thread inside the namespace: sockets
 //     opened there (proto.OpenPacketLink, mdlayher/packet) stay in it.
 //   - [Lab.SetLoss] drops a share of the frames the bridge forwards,
-//     [Lab.Partition] and [Lab.Heal] split and join groups of hosts (both
-//     with nftables, Debian package nftables), [Lab.Cut] pulls a cable.
+//     [Lab.Partition] and [Lab.Heal] split and join groups of hosts,
+//     [Lab.Block] cuts one direction only (all with nftables, Debian
+//     package nftables), and [Lab.Cut] pulls a cable.
 //   - [Lab.Capture] records the frames entering the bridge into a pcap file
 //     (for tshark or gopacket/pcapgo), in-process through a mirror port.
 //   - [Lab.Bridge] is the switch namespace as a Host, for tools that must

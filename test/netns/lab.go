@@ -84,7 +84,8 @@ type Lab struct {
 	mu        sync.Mutex
 	loss      int
 	lossType  []proto.EtherType
-	groups    [][]int // partition, by host index
+	groups    [][]int    // partition, by host index
+	blocks    [][2][]int // one-way blocks: from hosts, to hosts
 	procs     map[*Process]struct{}
 	mirror    bool // the capture mirror port exists
 	capturing bool // a capture's nft chain is in place

@@ -315,6 +315,16 @@ func TestPartitionAndCut(t *testing.T) {
 	check("healed", 0, []int{1, 2, 3})
 	check("healed", 2, []int{0, 1, 3})
 
+	if err := lab.Block([]*netns.Host{h[0]}, []*netns.Host{h[2], h[3]}); err != nil {
+		t.Fatal(err)
+	}
+	check("0 blocked towards 2 and 3", 0, []int{1})
+	check("0 blocked towards 2 and 3, other way", 2, []int{0, 1, 3})
+	if err := lab.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	check("block healed", 0, []int{1, 2, 3})
+
 	if err := lab.Cut(h[1], true); err != nil {
 		t.Fatal(err)
 	}

@@ -38,21 +38,21 @@ func (l *Lab) SetLoss(percent int, types ...proto.EtherType) error {
 // Partition splits the lab: frames between hosts in different groups are
 // dropped by the bridge, in both directions, broadcasts included. Hosts in
 // no group keep reaching everyone. A new Partition replaces the previous
-// one; [Lab.Heal] removes it. Loss set by [Lab.SetLoss] stays.
+// one (blocks set by [Lab.Block] stay); [Lab.Heal] removes it. Loss set
+// by [Lab.SetLoss] stays.
 func (l *Lab) Partition(groups ...[]*Host) error {
 	seen := make(map[int]bool)
 	var idx [][]int
 	for _, g := range groups {
-		var ids []int
-		for _, h := range g {
-			if h == nil || h.lab != l || h.Index < 0 {
-				return fmt.Errorf("netns: Partition: %v is not a host of this lab", h)
+		ids, err := l.indexes("Partition", g)
+		if err != nil {
+			return err
+		}
+		for _, i := range ids {
+			if seen[i] {
+				return fmt.Errorf("netns: Partition: host %s is in two groups", l.Hosts[i].Name)
 			}
-			if seen[h.Index] {
-				return fmt.Errorf("netns: Partition: host %s is in two groups", h.Name)
-			}
-			seen[h.Index] = true
-			ids = append(ids, h.Index)
+			seen[i] = true
 		}
 		if len(ids) > 0 {
 			idx = append(idx, ids)
@@ -64,9 +64,46 @@ func (l *Lab) Partition(groups ...[]*Host) error {
 	return l.applyRules()
 }
 
-// Heal removes the partition; loss set by [Lab.SetLoss] stays.
+// Block drops the frames that hosts in from send to hosts in to, in that
+// direction only (an asymmetric partition: to still reaches from). Blocks
+// add up until [Lab.Heal].
+func (l *Lab) Block(from, to []*Host) error {
+	f, err := l.indexes("Block", from)
+	if err != nil {
+		return err
+	}
+	d, err := l.indexes("Block", to)
+	if err != nil {
+		return err
+	}
+	if len(f) == 0 || len(d) == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.blocks = append(l.blocks, [2][]int{f, d})
+	return l.applyRules()
+}
+
+// indexes checks that hosts belong to the lab and returns their indexes.
+func (l *Lab) indexes(op string, hosts []*Host) ([]int, error) {
+	ids := make([]int, 0, len(hosts))
+	for _, h := range hosts {
+		if h == nil || h.lab != l || h.Index < 0 {
+			return nil, fmt.Errorf("netns: %s: %v is not a host of this lab", op, h)
+		}
+		ids = append(ids, h.Index)
+	}
+	return ids, nil
+}
+
+// Heal removes the partition and every block; loss set by [Lab.SetLoss]
+// stays.
 func (l *Lab) Heal() error {
-	return l.Partition()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.groups, l.blocks = nil, nil
+	return l.applyRules()
 }
 
 // applyRules replaces the lab's nftables table with one that holds the
@@ -83,6 +120,9 @@ func (l *Lab) applyRules() error {
 			}
 			fmt.Fprintf(&b, "add rule bridge %s cross iifname %s oifname %s drop\n", nftTable, portSet(gi), portSet(gj))
 		}
+	}
+	for _, bl := range l.blocks {
+		fmt.Fprintf(&b, "add rule bridge %s cross iifname %s oifname %s drop\n", nftTable, portSet(bl[0]), portSet(bl[1]))
 	}
 	if l.loss > 0 {
 		match := ""
