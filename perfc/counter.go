@@ -25,9 +25,10 @@ type shard struct {
 // its cost.
 func shardOf(shift uint8) uintptr {
 	var x byte
-	// Goroutine stacks start at 8 KiB; drop the bits that differ between
-	// frames of one goroutine, then spread the rest (Fibonacci hashing).
-	return uintptr((uint64(uintptr(unsafe.Pointer(&x)))>>13)*0x9E3779B97F4A7C15) >> shift
+	// Goroutine stacks start at 2 KiB, so goroutines made one after the
+	// other sit 2 KiB apart: drop the bits below that, then spread the rest
+	// (Fibonacci hashing), so neighbours get different shards.
+	return uintptr((uint64(uintptr(unsafe.Pointer(&x)))>>11)*0x9E3779B97F4A7C15) >> shift
 }
 
 // Counter counts events; it only goes up between resets. Its methods are
