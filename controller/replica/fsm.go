@@ -2,6 +2,7 @@ package replica
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"sync"
@@ -10,10 +11,13 @@ import (
 	"github.com/mvstack/mvstack/controller/state"
 )
 
-// fsm adapts state.State to raft.FSM.
+// fsm adapts state.State to raft.FSM. It tracks the index of the last
+// entry it applied (raft's own AppliedIndex runs ahead of the FSM), and
+// snapshots carry that index in an 8-byte big-endian prefix.
 type fsm struct {
-	mu sync.RWMutex
-	s  *state.State
+	mu    sync.RWMutex
+	s     *state.State
+	index uint64
 }
 
 var (
@@ -29,10 +33,14 @@ type applyResult struct {
 
 func (f *fsm) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
+		f.mu.Lock()
+		f.index = l.Index
+		f.mu.Unlock()
 		return nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.index = l.Index
 	v, err := f.s.Apply(l.Data)
 	return applyResult{v, err}
 }
@@ -41,6 +49,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	var b bytes.Buffer
+	b.Write(binary.BigEndian.AppendUint64(nil, f.index))
 	if err := f.s.Snapshot(&b); err != nil {
 		return nil, err
 	}
@@ -49,12 +58,16 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 
 func (f *fsm) Restore(r io.ReadCloser) error {
 	defer r.Close()
+	var idx [8]byte
+	if _, err := io.ReadFull(r, idx[:]); err != nil {
+		return fmt.Errorf("replica: restore: snapshot index: %w", err)
+	}
 	s, err := state.Restore(r)
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
-	f.s = s
+	f.s, f.index = s, binary.BigEndian.Uint64(idx[:])
 	f.mu.Unlock()
 	return nil
 }

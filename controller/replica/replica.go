@@ -58,6 +58,9 @@ type Config struct {
 	CommitTimeout      time.Duration
 	SnapshotInterval   time.Duration
 	SnapshotThreshold  uint64
+	// TrailingLogs is how many entries stay in the log after a snapshot;
+	// a follower further behind is sent the snapshot instead.
+	TrailingLogs uint64
 	// ApplyTimeout bounds the wait to enqueue a command.
 	ApplyTimeout time.Duration
 
@@ -151,6 +154,9 @@ func newWithStores(cfg Config, st *raft.InmemStore, ss *raft.InmemSnapshotStore)
 	}
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
 	}
 	rc.Logger = hlog
 
@@ -435,7 +441,8 @@ func (r *Replica) membership(err error, op string) error {
 }
 
 // AddNonvoter adds a replica as a non-voter (leader only) and returns the
-// leader's last log index: the joiner is caught up once it has applied it.
+// index of the last command the leader's state reflects: the joiner is
+// caught up once its AppliedIndex reaches it.
 func (r *Replica) AddNonvoter(ctx context.Context, id, raftAddr, apiAddr string) (uint64, error) {
 	if id == "" || raftAddr == "" {
 		return 0, fmt.Errorf("replica: join needs an id and a raft address")
@@ -449,7 +456,7 @@ func (r *Replica) AddNonvoter(ctx context.Context, id, raftAddr, apiAddr string)
 	if err := r.membership(f.Error(), "add non-voter "+id); err != nil {
 		return 0, err
 	}
-	return r.raft.LastIndex(), nil
+	return r.AppliedIndex(), nil
 }
 
 // Promote makes a non-voter a voter (leader only).
@@ -479,8 +486,15 @@ func (r *Replica) RemoveMember(ctx context.Context, id string) error {
 	return nil
 }
 
-// AppliedIndex is the index of the last entry applied here.
-func (r *Replica) AppliedIndex() uint64 { return r.raft.AppliedIndex() }
+// AppliedIndex is the index of the last entry the state reflects here.
+func (r *Replica) AppliedIndex() uint64 {
+	r.fsm.mu.RLock()
+	defer r.fsm.mu.RUnlock()
+	return r.fsm.index
+}
+
+// Stats returns raft's own figures (state, term, indexes, snapshot index…).
+func (r *Replica) Stats() map[string]string { return r.raft.Stats() }
 
 // Snapshot takes a snapshot now (tests, operators).
 func (r *Replica) Snapshot() error {

@@ -26,10 +26,11 @@ type testCluster struct {
 
 func fastConfig() Config {
 	c := DefaultConfig()
-	c.HeartbeatTimeout = 100 * time.Millisecond
-	c.ElectionTimeout = 100 * time.Millisecond
-	c.LeaderLeaseTimeout = 100 * time.Millisecond
+	c.HeartbeatTimeout = 200 * time.Millisecond
+	c.ElectionTimeout = 200 * time.Millisecond
+	c.LeaderLeaseTimeout = 200 * time.Millisecond
 	c.CommitTimeout = 5 * time.Millisecond
+	c.TrailingLogs = 5
 	return c
 }
 
@@ -144,6 +145,22 @@ func register(ctx context.Context, r *Replica, k int) error {
 	return err
 }
 
+// write registers node k through whichever replica leads (except those in
+// except), retrying when leadership moves under load.
+func (tc *testCluster) write(k int, except ...int) {
+	tc.t.Helper()
+	for range 50 {
+		err := register(tc.t.Context(), tc.reps[tc.leader(except...)], k)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrNoQuorum) && !errors.Is(err, ErrNotLeader) {
+			tc.t.Fatalf("write %d: %v", k, err)
+		}
+	}
+	tc.t.Fatalf("write %d: no stable leader", k)
+}
+
 func nodeCount(r *Replica) int {
 	var n int
 	r.Read(func(s *state.State) { n = len(s.Nodes) })
@@ -155,10 +172,9 @@ func TestElectionReplicationAndForwardInfo(t *testing.T) {
 	l := tc.leader()
 	ctx := t.Context()
 	for k := 1; k <= 10; k++ {
-		if err := register(ctx, tc.reps[l], k); err != nil {
-			t.Fatal(err)
-		}
+		tc.write(k)
 	}
+	l = tc.leader()
 	for i, r := range tc.reps {
 		waitFor(t, fmt.Sprintf("replica %d to apply 10 nodes", i), func() bool { return nodeCount(r) == 10 })
 		if i == l {
@@ -186,12 +202,8 @@ func TestPartitionedFollowerCatchesUp(t *testing.T) {
 	l := tc.leader()
 	f := (l + 1) % 3
 	tc.isolate(f)
-	ctx := t.Context()
 	for k := 1; k <= 20; k++ {
-		// Writes go on with two of three replicas.
-		if err := register(ctx, tc.reps[tc.leader(f)], k); err != nil {
-			t.Fatalf("write %d with a follower cut off: %v", k, err)
-		}
+		tc.write(k, f) // writes go on with two of three replicas
 	}
 	if n := nodeCount(tc.reps[f]); n != 0 {
 		t.Fatalf("the cut-off follower applied %d writes", n)
@@ -234,9 +246,7 @@ func TestMinorityLeaderStopsLoops(t *testing.T) {
 	if _, nt := tc.reps[nl].Leadership(); nt <= term {
 		t.Errorf("new leader's term %d, want above %d", nt, term)
 	}
-	if err := register(t.Context(), tc.reps[nl], 2); err != nil {
-		t.Errorf("write on the new majority leader: %v", err)
-	}
+	tc.write(2, l) // the majority takes writes
 	tc.heal(l)
 	waitFor(t, "the old leader to learn the write", func() bool { return nodeCount(tc.reps[l]) == 1 })
 	var has bool
@@ -250,17 +260,13 @@ func TestSnapshotRestoreOnRestart(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	l := tc.leader()
 	for k := 1; k <= 5; k++ {
-		if err := register(t.Context(), tc.reps[l], k); err != nil {
-			t.Fatal(err)
-		}
+		tc.write(k)
 	}
 	if err := tc.reps[l].Snapshot(); err != nil {
 		t.Fatal(err)
 	}
 	for k := 6; k <= 8; k++ { // entries after the snapshot are replayed from the log
-		if err := register(t.Context(), tc.reps[l], k); err != nil {
-			t.Fatal(err)
-		}
+		tc.write(k)
 	}
 	if err := tc.reps[l].Shutdown(); err != nil {
 		t.Fatal(err)
@@ -270,13 +276,48 @@ func TestSnapshotRestoreOnRestart(t *testing.T) {
 	waitFor(t, "the restarted replica to restore 8 nodes", func() bool { return nodeCount(tc.reps[l]) == 8 })
 }
 
+func TestLaggingFollowerGetsSnapshotThatReplacesItsState(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	l := tc.leader()
+	f := (l + 1) % 3
+	for k := 1; k <= 3; k++ {
+		tc.write(k)
+	}
+	waitFor(t, "the follower to apply 3 nodes", func() bool { return nodeCount(tc.reps[f]) == 3 })
+	tc.isolate(f)
+	// While it is cut off the cluster deletes a node it knows and adds 40,
+	// then compacts its log: the follower can only catch up from a snapshot.
+	nl := tc.leader(f)
+	if _, err := tc.reps[nl].Apply(t.Context(), state.RemoveNode{At: time.Unix(0, 0).UTC(), Node: "00000001"}); err != nil {
+		t.Fatal(err)
+	}
+	for k := 10; k < 50; k++ {
+		tc.write(k, f)
+	}
+	for i := range tc.reps {
+		if i != f {
+			if err := tc.reps[i].Snapshot(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tc.heal(f)
+	waitFor(t, "the follower to install the snapshot", func() bool { return nodeCount(tc.reps[f]) == 42 })
+	// Raft records the installed snapshot just after the FSM restored it.
+	waitFor(t, "the follower to record an installed snapshot (else it caught up from the log and the test did not exercise restore)",
+		func() bool { idx := tc.reps[f].Stats()["last_snapshot_index"]; return idx != "0" && idx != "" })
+	tc.reps[f].Read(func(s *state.State) {
+		if _, ok := s.Nodes["00000001"]; ok {
+			t.Error("restore kept a node the snapshot does not have: it must replace the state")
+		}
+	})
+}
+
 func TestJoinPromoteRemove(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	l := tc.leader()
 	for k := 1; k <= 5; k++ {
-		if err := register(t.Context(), tc.reps[l], k); err != nil {
-			t.Fatal(err)
-		}
+		tc.write(k)
 	}
 	// A fourth replica with no bootstrap configuration joins.
 	addr, tr := raft.NewInmemTransport("")
