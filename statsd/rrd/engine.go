@@ -151,42 +151,54 @@ func (s *Spec) update(st *State, sc *scratch, t Time, vals []Value, sink RowSink
 		return nil
 	}
 
-	// The update crosses at least one step boundary. The first PDP it
-	// completes combines the PDP in progress with the part of this
-	// interval before the boundary; every later one holds this interval's
-	// rate. A PDP is unknown when more than half its step was already
-	// unknown before this update.
-	// Up to the first boundary; rrdtool counts whole seconds of it when
-	// the update spans more than one step.
-	step1 := float64(procSt+step-last.Sec) - float64(last.Usec)/1e6
-	multi := occuSt-procSt > step
-	if multi {
-		step1 = math.Floor(step1)
-	}
+	// The update crosses at least one step boundary. rrdtool has two
+	// ways to finish the PDPs (found by experiment, see docs/rrd.md):
+	//
+	// Whole: every elapsed PDP gets the same value, the PDP in progress
+	// plus this interval up to the last boundary, over the known part of
+	// the time from the previous step boundary. Used when the update
+	// crosses one boundary, when the previous update sat on a boundary, or
+	// when less than a whole second separates it from the next one.
+	//
+	// Split: otherwise the first PDP is finished alone with the whole
+	// seconds up to its boundary, and the later ones share what is left of
+	// this interval's integral before the last boundary.
+	diffSt := occuSt - procSt
+	elapsed := uint64(diffSt / step)
+	toFirst := math.Floor(float64(procSt+step-last.Sec) - float64(last.Usec)/1e6)
+	split := elapsed > 1 && toFirst >= 1 && toFirst < float64(step)
+	preInt := float64(occuSt-last.Sec) - float64(last.Usec)/1e6
 	postInt := float64(t.Sec-occuSt) + float64(t.Usec)/1e6
+	pre, span, hbInterval := preInt, float64(diffSt), interval
+	if split {
+		pre, span, hbInterval = toFirst, float64(step), toFirst
+	}
 	halfStep := float64(s.Step) / 2
-	for i := range s.DS {
+	for i, d := range s.DS {
 		p := &st.PDP[i]
 		n := sc.pdpNew[i]
 		var temp, preUnknown float64
 		if math.IsNaN(n) {
-			preUnknown = step1
+			preUnknown = pre
 			temp = p.Value
 		} else {
 			temp = p.Value
 			if math.IsNaN(temp) {
 				temp = 0
 			}
-			temp += n / interval * step1
+			temp += n / interval * pre
 		}
-		if halfStep < float64(p.UnknownSec) {
+		// A PDP is unknown past the heartbeat, or when more than half its
+		// step was unknown before this update.
+		if hbInterval > float64(d.Heartbeat) || halfStep < float64(p.UnknownSec) {
 			temp = dnan
 		} else {
-			temp /= float64(s.Step) - float64(p.UnknownSec) - preUnknown
+			temp /= span - float64(p.UnknownSec) - preUnknown
 		}
 		sc.pdpFirst[i] = temp
-		// The PDPs after the first share what is left of the interval.
-		sc.pdpRest[i] = n / interval * (interval - step1 - postInt) / float64(occuSt-procSt-step)
+		if split {
+			sc.pdpRest[i] = n / interval * (interval - toFirst - postInt) / float64(diffSt-step)
+		}
 		if math.IsNaN(n) {
 			p.UnknownSec = uint64(math.Floor(postInt))
 			p.Value = dnan
@@ -196,15 +208,15 @@ func (s *Spec) update(st *State, sc *scratch, t Time, vals []Value, sink RowSink
 		}
 	}
 
-	// rrdtool consolidates the first PDP on its own, then the others as
-	// one run; each run writes at most a ring's worth of rows, its first
-	// CDP first.
-	elapsed := uint64((occuSt - procSt) / step)
+	// Each run of equal PDPs is consolidated on its own; a run writes at
+	// most a ring's worth of rows, its first CDP first.
 	procIndex := uint64(floorDiv(procSt, step))
 	for r, a := range s.RRA {
-		s.consolidate(st, sc, r, a, 1, procIndex, sc.pdpFirst, sink)
-		if elapsed > 1 {
+		if split {
+			s.consolidate(st, sc, r, a, 1, procIndex, sc.pdpFirst, sink)
 			s.consolidate(st, sc, r, a, elapsed-1, procIndex+1, sc.pdpRest, sink)
+		} else {
+			s.consolidate(st, sc, r, a, elapsed, procIndex, sc.pdpFirst, sink)
 		}
 	}
 	return nil

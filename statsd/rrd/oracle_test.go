@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -18,11 +19,18 @@ import (
 // oracle drives one `rrdtool -` process: commands go to its stdin, each
 // answered by its output and an "OK ..." or "ERROR: ..." line.
 type oracle struct {
-	t   testing.TB
-	dir string
-	cmd *exec.Cmd
-	in  *bufio.Writer
-	out *bufio.Reader
+	t       testing.TB
+	dir     string
+	cmd     *exec.Cmd
+	in      *bufio.Writer
+	replies chan oracleReply
+	close   func() // stops rrdtool (also done at cleanup)
+}
+
+type oracleReply struct {
+	lines []string
+	err   string // the ERROR line's text
+	eof   error  // rrdtool's output ended
 }
 
 // needRRDTool skips when rrdtool is not installed.
@@ -68,12 +76,43 @@ func newOracle(t testing.TB) *oracle {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cancel()
-		cmd.Wait()
-	})
-	return &oracle{t: t, dir: dir, cmd: cmd, in: bufio.NewWriter(stdin), out: bufio.NewReaderSize(stdout, 1<<16)}
+	var once sync.Once
+	o0 := &oracle{}
+	o0.close = func() {
+		once.Do(func() {
+			stdin.Close()
+			cancel()
+			cmd.Wait()
+		})
+	}
+	t.Cleanup(o0.close)
+	o := &oracle{t: t, dir: dir, cmd: cmd, in: bufio.NewWriter(stdin), replies: make(chan oracleReply, 1<<17), close: o0.close}
+	// Read answers as they come, so rrdtool never blocks on a full pipe
+	// while we are still writing commands.
+	go func() {
+		r := bufio.NewReaderSize(stdout, 1<<16)
+		var lines []string
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				o.replies <- oracleReply{lines: lines, eof: err}
+				close(o.replies)
+				return
+			}
+			l = strings.TrimRight(l, "\n")
+			switch {
+			case strings.HasPrefix(l, "OK u:"):
+				o.replies <- oracleReply{lines: lines}
+				lines = nil
+			case strings.HasPrefix(l, "ERROR: "):
+				o.replies <- oracleReply{lines: lines, err: strings.TrimPrefix(l, "ERROR: ")}
+				lines = nil
+			default:
+				lines = append(lines, l)
+			}
+		}
+	}()
+	return o
 }
 
 // send queues one command line.
@@ -85,21 +124,14 @@ func (o *oracle) send(args ...string) {
 // reply reads one command's output; err is the ERROR line's text.
 func (o *oracle) reply() (lines []string, errText string) {
 	o.t.Helper()
-	o.in.Flush()
-	for {
-		l, err := o.out.ReadString('\n')
-		if err != nil {
-			o.t.Fatalf("rrdtool -: %v (output so far %q)", err, lines)
-		}
-		l = strings.TrimRight(l, "\n")
-		if strings.HasPrefix(l, "OK u:") {
-			return lines, ""
-		}
-		if strings.HasPrefix(l, "ERROR: ") {
-			return lines, strings.TrimPrefix(l, "ERROR: ")
-		}
-		lines = append(lines, l)
+	if err := o.in.Flush(); err != nil {
+		o.t.Fatalf("rrdtool -: %v", err)
 	}
+	r, ok := <-o.replies
+	if !ok || r.eof != nil {
+		o.t.Fatalf("rrdtool -: output ended: %v", r.eof)
+	}
+	return r.lines, r.err
 }
 
 // fetched is a parsed `rrdtool fetch` answer.
