@@ -2,10 +2,10 @@ package rrd
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
