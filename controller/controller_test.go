@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -114,6 +115,19 @@ func TestDiscoveryLivenessAndRecovery(t *testing.T) {
 	for i := 1; i <= 6; i++ {
 		if st := r.nodeState(t, f, fmt.Sprintf("000000%02x", i)); st != "enabled" {
 			t.Errorf("node %d: %s, want enabled", i, st)
+		}
+	}
+
+	// /metrics carries raft and API figures.
+	res, err := http.Get("http://" + r.srv[f].APIAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{"mvcontroller_raft_term ", "mvcontroller_raft_leader 0", "mvcontroller_raft_applied_index", "mvcontroller_api_requests_total"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("a follower's /metrics lacks %q", want)
 		}
 	}
 

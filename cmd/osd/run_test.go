@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +14,6 @@ import (
 	"github.com/mvstack/mvstack/controller/rest"
 	"github.com/mvstack/mvstack/controller/state"
 	"github.com/mvstack/mvstack/proto"
-	"net/http/httptest"
 )
 
 // controller starts a one-replica controller with two nodes and returns its
