@@ -139,6 +139,53 @@ func TestDurabilityAndFailoverWithRealProcesses(t *testing.T) {
 	waitCount(t, ctx, c, l, writes+1)
 }
 
+func TestJoinPromoteRemoveWithRealProcesses(t *testing.T) {
+	c := start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := c.Leader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for k := 1; k <= 20; k++ {
+		if err := write(ctx, c, k%3, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j, id, err := c.Join(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The joiner is promoted once caught up; then it holds every write.
+	err = localcluster.Retry(ctx, func() error {
+		var cl struct {
+			Members []struct {
+				ID    string
+				Voter bool
+			}
+		}
+		if err := c.Client(0).Do(ctx, "GET", "/api/cluster", nil, &cl); err != nil {
+			return err
+		}
+		for _, m := range cl.Members {
+			if m.ID == id && m.Voter {
+				return nil
+			}
+		}
+		return localcluster.ErrNotYet
+	})
+	if err != nil {
+		t.Fatalf("%s never became a voter: %v", id, err)
+	}
+	waitCount(t, ctx, c, j, 20)
+	if err := localcluster.Retry(ctx, func() error { return c.Client(2).Do(ctx, "DELETE", "/api/cluster/members/"+id, nil, nil) }); err != nil {
+		t.Fatalf("remove %s: %v", id, err)
+	}
+	var cl struct{ Members []struct{ ID string } }
+	if err := c.Client(0).Do(ctx, "GET", "/api/cluster", nil, &cl); err != nil || len(cl.Members) != 3 {
+		t.Errorf("after removing %s: %+v %v, want 3 members", id, cl.Members, err)
+	}
+}
+
 func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	c := start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)

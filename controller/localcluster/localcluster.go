@@ -27,6 +27,7 @@ type Config struct {
 }
 
 type proc struct {
+	id   string
 	args []string
 	http string
 	cmd  *exec.Cmd
@@ -36,8 +37,9 @@ type proc struct {
 // Cluster is a set of mvcontroller processes.
 type Cluster struct {
 	cfg   Config
-	procs []*proc
-	Token string // the admin token
+	procs   []*proc
+	tokFile string
+	Token   string // the admin token
 }
 
 // Build compiles the mvcontroller package pkg (a path relative to the
@@ -83,7 +85,7 @@ func Start(cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{cfg: cfg, Token: tok}
+	c := &Cluster{cfg: cfg, Token: tok, tokFile: tokFile}
 	var boot []string
 	for i := range cfg.Replicas {
 		boot = append(boot, "--bootstrap", fmt.Sprintf("c%d=%s/%s", i+1, ports[2*i], ports[2*i+1]))
@@ -94,7 +96,7 @@ func Start(cfg Config) (*Cluster, error) {
 			"--data-dir", filepath.Join(cfg.Dir, fmt.Sprintf("c%d", i+1)),
 			"--admin-token-file", tokFile, "--log-level", "warn"}
 		args = append(append(args, boot...), cfg.ExtraArgs...)
-		c.procs = append(c.procs, &proc{args: args, http: ports[2*i+1]})
+		c.procs = append(c.procs, &proc{id: fmt.Sprintf("c%d", i+1), args: args, http: ports[2*i+1]})
 		if err := c.Start(i); err != nil {
 			c.Close()
 			return nil, err
@@ -103,10 +105,29 @@ func Start(cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
+// Join starts one more replica that joins through replica via (as a
+// non-voter, promoted once caught up) and returns its index and id.
+func (c *Cluster) Join(via int) (int, string, error) {
+	ports, err := freePorts(2)
+	if err != nil {
+		return -1, "", err
+	}
+	i := len(c.procs)
+	id := fmt.Sprintf("c%d", i+1)
+	args := []string{"serve", "--id", id, "--raft-addr", ports[0], "--http-addr", ports[1],
+		"--data-dir", filepath.Join(c.cfg.Dir, id), "--admin-token-file", c.tokFile, "--log-level", "warn",
+		"--join", "http://" + c.procs[via].http}
+	c.procs = append(c.procs, &proc{id: id, args: append(args, c.cfg.ExtraArgs...), http: ports[1]})
+	return i, id, c.Start(i)
+}
+
+// ID is replica i's raft id.
+func (c *Cluster) ID(i int) string { return c.procs[i].id }
+
 // Start (re)starts replica i with its original arguments.
 func (c *Cluster) Start(i int) error {
 	p := c.procs[i]
-	log, err := os.OpenFile(filepath.Join(c.cfg.Dir, fmt.Sprintf("c%d.log", i+1)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	log, err := os.OpenFile(filepath.Join(c.cfg.Dir, p.id+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}

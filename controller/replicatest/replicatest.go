@@ -62,6 +62,29 @@ func New(t testing.TB, apiAddrs []string) *Cluster {
 	return c
 }
 
+// Add starts one more replica, connected to every other but in no
+// configuration: it takes part once a leader adds it (AddNonvoter). It
+// returns the replica and its raft address.
+func (c *Cluster) Add(t testing.TB, id, apiAddr string) (*replica.Replica, string) {
+	t.Helper()
+	addr, tr := raft.NewInmemTransport("")
+	for _, o := range c.Trans {
+		o.Connect(addr, tr)
+		tr.Connect(o.LocalAddr(), o)
+	}
+	cfg := FastConfig()
+	cfg.ID, cfg.APIAddr, cfg.Transport = id, apiAddr, tr
+	r, err := replica.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Shutdown() })
+	c.Trans = append(c.Trans, tr)
+	c.Configs = append(c.Configs, cfg)
+	c.Replicas = append(c.Replicas, r)
+	return r, string(addr)
+}
+
 // WaitFor polls cond until it holds, failing the test after 15 s.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()

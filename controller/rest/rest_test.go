@@ -470,3 +470,44 @@ func TestNoQuorumIs503AndNothingApplied(t *testing.T) {
 		})
 	}
 }
+
+func TestMembership(t *testing.T) {
+	e := newEnv(t)
+	l := e.c.Leader(t)
+	e.do(l, "POST", "/api/nodes", registration(1))
+	c4, raftAddr := e.c.Add(t, "c4", "127.0.0.1:1")
+	f := (l + 1) % 3
+	if r := e.do(f, "POST", "/api/cluster/members", `{"id":"c4"}`, invalidReq()); r.status != 422 || r.errField(t) != "raft_addr" {
+		t.Errorf("join without raft_addr: %d %s, want 422 naming raft_addr", r.status, r.body)
+	}
+	r := e.do(f, "POST", "/api/cluster/members", `{"id":"c4","raft_addr":"`+raftAddr+`","api_addr":"127.0.0.1:1"}`)
+	var joined struct{ Index uint64 }
+	r.json(t, &joined)
+	if r.status != 200 || joined.Index == 0 {
+		t.Fatalf("join through a follower: %d %s", r.status, r.body)
+	}
+	replicatest.WaitFor(t, "c4 to catch up", func() bool { return c4.AppliedIndex() >= joined.Index })
+	var n int
+	c4.Read(func(s *state.State) { n = len(s.Nodes) })
+	if n != 1 {
+		t.Fatalf("caught-up joiner holds %d nodes, want 1", n)
+	}
+	if r := e.do(f, "POST", "/api/cluster/members/c4/promote", ""); r.status != 204 {
+		t.Fatalf("promote: %d %s", r.status, r.body)
+	}
+	var c replica.Cluster
+	e.do(l, "GET", "/api/cluster", "").json(t, &c)
+	if len(c.Members) != 4 || !c.Members[3].Voter || c.Members[3].APIAddr != "127.0.0.1:1" {
+		t.Fatalf("after promotion: %+v", c.Members)
+	}
+	if r := e.do(f, "POST", "/api/cluster/members/c9/promote", ""); r.status != 404 {
+		t.Errorf("promote an unknown replica: %d %s, want 404", r.status, r.body)
+	}
+	if r := e.do(f, "DELETE", "/api/cluster/members/c4", ""); r.status != 204 {
+		t.Fatalf("remove: %d %s", r.status, r.body)
+	}
+	e.do(l, "GET", "/api/cluster", "").json(t, &c)
+	if len(c.Members) != 3 {
+		t.Errorf("after removal: %+v", c.Members)
+	}
+}
