@@ -78,3 +78,12 @@ func first(s *Spec, st *State, rra int) (int64, error) {
 	end := st.LastUp.Sec - mod(st.LastUp.Sec, step)
 	return end - step*int64(a.Rows-1), nil
 }
+
+// Clone returns a deep copy.
+func (r *RRD) Clone() *RRD {
+	c := &RRD{Spec: r.Spec.clone(), State: r.State.Clone(), Data: make([][]float64, len(r.Data))}
+	for i, d := range r.Data {
+		c.Data[i] = append([]float64(nil), d...)
+	}
+	return c
+}

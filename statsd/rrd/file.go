@@ -1,0 +1,403 @@
+package rrd
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// File is an RRD in a file of mvstack's format (see format.go and
+// docs/rrd.md). Updates change the state in memory; Commit makes them
+// durable. A crash loses at most the updates since the last Commit and
+// never leaves a file that does not open. A File is not safe for
+// concurrent use.
+type File struct {
+	path     string
+	f        fileIO
+	hdr      header
+	lay      layout
+	state    State
+	gen      uint64 // generation of the newest durable slot
+	next     int    // slot index (0, 1) the next commit writes
+	pend     []redoRow
+	pendVals []float64
+	dirty    bool
+	wrap     func(*os.File) fileIO // reopens after a rewrite
+	sc       scratch
+	buf      []byte
+}
+
+// fileIO is what a File needs of its *os.File (tests record the writes
+// to replay crashes).
+type fileIO interface {
+	ReadAt(b []byte, off int64) (int, error)
+	WriteAt(b []byte, off int64) (int, error)
+	Sync() error
+	Close() error
+	Stat() (os.FileInfo, error)
+}
+
+// CreateOptions tune a new file. The zero value is the default.
+type CreateOptions struct {
+	// RedoBytes is the room in each state slot for the rows one commit
+	// writes (0: DefaultRedoBytes). A commit that writes more rewrites the
+	// file instead.
+	RedoBytes int64
+	// Overwrite replaces an existing file (rrdtool create does by default).
+	Overwrite bool
+}
+
+// Create makes a new RRD file atomically: it is written to a temporary
+// file, synced and renamed into place, so path holds either nothing (or
+// the old file) or the whole new one.
+func Create(path string, spec Spec, start Time, opts *CreateOptions) error {
+	r, err := New(spec, start)
+	if err != nil {
+		return err
+	}
+	return r.Save(path, opts)
+}
+
+// Save writes the in-memory RRD to path atomically (temporary file, fsync,
+// rename, fsync of the directory).
+func (r *RRD) Save(path string, opts *CreateOptions) error {
+	var o CreateOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.RedoBytes == 0 {
+		o.RedoBytes = DefaultRedoBytes
+	}
+	if !o.Overwrite {
+		if _, err := os.Stat(path); err == nil {
+			return fmt.Errorf("rrd: create %s: %w", path, os.ErrExist)
+		}
+	}
+	return writeImage(path, header{Spec: r.Spec, RedoBytes: o.RedoBytes}, &r.State, 1, r.readRow)
+}
+
+// writeImage writes a whole file: header, slot 0 with gen, an empty slot
+// 1, rows from read.
+func writeImage(path string, h header, st *State, gen uint64, read RowReader) (err error) {
+	if err := h.Spec.Validate(); err != nil {
+		return err
+	}
+	l := h.Spec.layout(h.RedoBytes)
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("rrd: create %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	head := make([]byte, l.dataOffset)
+	h.marshal(head[:l.headerSize], l)
+	h.Spec.marshalSlot(head[l.headerSize:l.headerSize+l.slotSize], &slot{Gen: gen, State: *st})
+	if _, err := tmp.Write(head); err != nil {
+		return fmt.Errorf("rrd: write %s: %w", path, err)
+	}
+	nds := len(h.Spec.DS)
+	row := make([]float64, nds)
+	for r, a := range h.Spec.RRA {
+		buf := make([]byte, 0, min(int(a.Rows), 4096)*nds*8)
+		for i := uint64(0); i < a.Rows; i++ {
+			if err := read(r, i, row); err != nil {
+				return err
+			}
+			for _, v := range row {
+				buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(v))
+			}
+			if len(buf) == cap(buf) || i == a.Rows-1 {
+				if _, err := tmp.Write(buf); err != nil {
+					return fmt.Errorf("rrd: write %s: %w", path, err)
+				}
+				buf = buf[:0]
+			}
+		}
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("rrd: sync %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("rrd: close %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("rrd: rename %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("rrd: sync directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("rrd: sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Open opens an RRD file for update and fetch. It picks the newer valid
+// state slot and replays that slot's rows, so a file a crash interrupted
+// opens in the state of its last finished commit.
+func Open(path string) (*File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("rrd: open: %w", err)
+	}
+	rf, err := openFile(path, f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("rrd: open %s: %w", path, err)
+	}
+	return rf, nil
+}
+
+func openFile(path string, f fileIO) (*File, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	first := make([]byte, min(st.Size(), 1<<20))
+	if _, err := f.ReadAt(first, 0); err != nil {
+		return nil, err
+	}
+	var h header
+	if err := h.UnmarshalBinary(first); err != nil {
+		return nil, err
+	}
+	l := h.Spec.layout(h.RedoBytes)
+	if st.Size() != l.fileSize {
+		return nil, fmt.Errorf("%w: size %d, the definition needs %d", ErrCorrupt, st.Size(), l.fileSize)
+	}
+	rf := &File{path: path, f: f, hdr: h, lay: l, buf: make([]byte, l.slotSize)}
+	rf.wrap = func(f *os.File) fileIO { return f }
+	var best *slot
+	bestIdx := -1
+	var slotErr error
+	for i := 0; i < 2; i++ {
+		if _, err := f.ReadAt(rf.buf, l.headerSize+int64(i)*l.slotSize); err != nil {
+			return nil, err
+		}
+		sl, err := h.Spec.unmarshalSlot(rf.buf)
+		if err != nil {
+			slotErr = err
+			continue
+		}
+		if best == nil || sl.Gen > best.Gen {
+			best, bestIdx = sl, i
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("no valid state slot: %w", slotErr)
+	}
+	// Replay the rows of the last commit: they may not all have reached
+	// the disk before a crash.
+	if len(best.Redo) > 0 {
+		if err := rf.writeRows(best.Redo); err != nil {
+			return nil, err
+		}
+		if err := f.Sync(); err != nil {
+			return nil, err
+		}
+	}
+	rf.state, rf.gen, rf.next = best.State, best.Gen, 1-bestIdx
+	return rf, nil
+}
+
+// Spec returns the file's definition.
+func (f *File) Spec() Spec { return f.hdr.Spec.clone() }
+
+// State returns a copy of the current state (including uncommitted
+// updates).
+func (f *File) State() State { return f.state.Clone() }
+
+// Path returns the file's path.
+func (f *File) Path() string { return f.path }
+
+// Update applies one update in memory; Commit makes it durable.
+func (f *File) Update(t Time, vals ...Value) error {
+	if err := f.hdr.Spec.update(&f.state, &f.sc, t, vals, f.addRow); err != nil {
+		return err
+	}
+	f.dirty = true
+	return nil
+}
+
+func (f *File) addRow(rra int, row uint64, vals []float64) {
+	off := len(f.pendVals)
+	f.pendVals = append(f.pendVals, vals...)
+	f.pend = append(f.pend, redoRow{rra: rra, row: row, vals: f.pendVals[off:len(f.pendVals):len(f.pendVals)]})
+}
+
+// readRow reads a row, uncommitted rows included.
+func (f *File) readRow(rra int, row uint64, dst []float64) error {
+	for i := len(f.pend) - 1; i >= 0; i-- {
+		if p := f.pend[i]; p.rra == rra && p.row == row {
+			copy(dst, p.vals)
+			return nil
+		}
+	}
+	nds := len(f.hdr.Spec.DS)
+	b := make([]byte, 8*nds)
+	if _, err := f.f.ReadAt(b, f.lay.rraOffset[rra]+int64(row)*int64(nds)*8); err != nil {
+		return fmt.Errorf("rrd: read %s: %w", f.path, err)
+	}
+	for j := range dst {
+		dst[j] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*j:]))
+	}
+	return nil
+}
+
+// Fetch is RRD.Fetch on the file.
+func (f *File) Fetch(cf CF, start, end int64, res uint64) (*FetchResult, error) {
+	return f.hdr.Spec.fetch(&f.state, cf, start, end, res, f.readRow)
+}
+
+// Last returns the time of the last update.
+func (f *File) Last() Time { return f.state.LastUp }
+
+// First returns the time of the oldest row of archive rra.
+func (f *File) First(rra int) (int64, error) { return first(&f.hdr.Spec, &f.state, rra) }
+
+// ReadRow reads row `row` of archive rra (ring index) into dst.
+func (f *File) ReadRow(rra int, row uint64, dst []float64) error { return f.readRow(rra, row, dst) }
+
+// Commit makes the updates since the last commit durable: the new state
+// and its rows go to the older state slot, then fsync, then the rows go
+// to the archives, then fsync. Store.Commit does the same for many files
+// with one sync per phase.
+func (f *File) Commit() error {
+	if !f.dirty {
+		return nil
+	}
+	rewrite, err := f.commitSlot()
+	if err != nil || rewrite {
+		return err
+	}
+	if err := f.f.Sync(); err != nil {
+		return fmt.Errorf("rrd: sync %s: %w", f.path, err)
+	}
+	if err := f.commitRows(); err != nil {
+		return err
+	}
+	if err := f.f.Sync(); err != nil {
+		return fmt.Errorf("rrd: sync %s: %w", f.path, err)
+	}
+	return nil
+}
+
+// commitSlot writes the state slot of a commit. When the commit's rows
+// do not fit the slot's redo room it rewrites the whole file atomically
+// instead and reports rewrite (the commit is then complete and durable).
+func (f *File) commitSlot() (rewrite bool, err error) {
+	s := &f.hdr.Spec
+	if len(f.pend) > s.redoCap(f.lay) {
+		return true, f.rewrite()
+	}
+	sl := slot{Gen: f.gen + 1, State: f.state, Redo: f.pend}
+	clear(f.buf)
+	n := s.marshalSlot(f.buf, &sl)
+	if _, err := f.f.WriteAt(f.buf[:n], f.lay.headerSize+int64(f.next)*f.lay.slotSize); err != nil {
+		return false, fmt.Errorf("rrd: write %s: %w", f.path, err)
+	}
+	return false, nil
+}
+
+// commitRows writes the rows of a commit whose slot is durable.
+func (f *File) commitRows() error {
+	if err := f.writeRows(f.pend); err != nil {
+		return err
+	}
+	f.gen++
+	f.next = 1 - f.next
+	f.pend, f.pendVals = f.pend[:0], f.pendVals[:0]
+	f.dirty = false
+	return nil
+}
+
+// writeRows writes rows to the archives, joining neighbours into one write.
+func (f *File) writeRows(rows []redoRow) error {
+	nds := len(f.hdr.Spec.DS)
+	rs := int64(nds) * 8
+	b := f.buf[:0]
+	var start int64 = -1
+	flush := func() error {
+		if len(b) > 0 {
+			if _, err := f.f.WriteAt(b, start); err != nil {
+				return fmt.Errorf("rrd: write %s: %w", f.path, err)
+			}
+		}
+		b = b[:0]
+		return nil
+	}
+	for _, r := range rows {
+		off := f.lay.rraOffset[r.rra] + int64(r.row)*rs
+		if off != start+int64(len(b)) || len(b)+int(rs) > cap(f.buf) {
+			if err := flush(); err != nil {
+				return err
+			}
+			start = off
+		}
+		for _, v := range r.vals {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+		}
+	}
+	err := flush()
+	f.buf = b[:cap(b)]
+	return err
+}
+
+// rewrite replaces the file by a new image with the current state.
+func (f *File) rewrite() error {
+	if err := writeImage(f.path, f.hdr, &f.state, f.gen+1, f.readRow); err != nil {
+		return err
+	}
+	nf, err := os.OpenFile(f.path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("rrd: reopen %s: %w", f.path, err)
+	}
+	f.f.Close()
+	f.f = f.wrap(nf)
+	f.gen++
+	f.next = 1
+	f.pend, f.pendVals = f.pend[:0], f.pendVals[:0]
+	f.dirty = false
+	return nil
+}
+
+// Close commits pending updates and closes the file.
+func (f *File) Close() error {
+	err := f.Commit()
+	if cerr := f.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Load reads the whole file into memory.
+func (f *File) Load() (*RRD, error) {
+	r := &RRD{Spec: f.hdr.Spec.clone(), State: f.state.Clone()}
+	nds := len(r.Spec.DS)
+	r.Data = make([][]float64, len(r.Spec.RRA))
+	for i, a := range r.Spec.RRA {
+		r.Data[i] = make([]float64, int(a.Rows)*nds)
+		for row := uint64(0); row < a.Rows; row++ {
+			if err := f.readRow(i, row, r.Data[i][int(row)*nds:int(row+1)*nds]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return r, nil
+}
+
+var errClosed = errors.New("rrd: store closed")

@@ -1,0 +1,18 @@
+//go:build !linux
+
+package rrd
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// syncFS has no single-call form here: it falls back to sync(2).
+func syncFS(f *os.File) error {
+	syscall.Sync()
+	if f == nil {
+		return fmt.Errorf("rrd: sync: no file")
+	}
+	return nil
+}
