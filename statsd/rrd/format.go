@@ -21,8 +21,8 @@ import (
 // so a torn slot write leaves the other, older slot intact.
 
 var (
-	fileMagic = [8]byte{'M', 'V', 'R', 'R', 'D', 0, '\r', '\n'}
-	slotMagic = [4]byte{'S', 'L', 'O', 'T'}
+	fileMagic  = [8]byte{'M', 'V', 'R', 'R', 'D', 0, '\r', '\n'}
+	slotMagic  = [4]byte{'S', 'L', 'O', 'T'}
 	castagnoli = crc32.MakeTable(crc32.Castagnoli)
 )
 
