@@ -36,7 +36,7 @@ type proc struct {
 
 // Cluster is a set of mvcontroller processes.
 type Cluster struct {
-	cfg   Config
+	cfg     Config
 	procs   []*proc
 	tokFile string
 	Token   string // the admin token
