@@ -76,6 +76,43 @@ func load(ctx context.Context, d time.Duration, do func(k int64) error) (float64
 	return float64(len(lat)) / time.Since(start).Seconds(), lat, firstErr
 }
 
+// load1 is load with a single writer.
+func load1(ctx context.Context, d time.Duration, do func(k int64) error) (float64, []time.Duration, error) {
+	var lat []time.Duration
+	start := time.Now()
+	for k := int64(1); time.Since(start) < d; k++ {
+		t0 := time.Now()
+		if err := do(k); err != nil {
+			return 0, nil, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return float64(len(lat)) / time.Since(start).Seconds(), lat, nil
+}
+
+// fsyncLatency is the median time to write 4 KiB and fsync it in dir.
+func fsyncLatency(dir string, n int) (time.Duration, error) {
+	f, err := os.CreateTemp(dir, "fsync-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 4096)
+	var ds []time.Duration
+	for range n {
+		t0 := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			return 0, err
+		}
+		if err := f.Sync(); err != nil {
+			return 0, err
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	return pct(ds, 0.5), nil
+}
+
 func pct(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
 		return 0
@@ -144,6 +181,20 @@ func run(ctx context.Context) error {
 		return err
 	}
 
+	// One writer: a write's latency beside the disk's fsync, of which a
+	// raft commit needs two in sequence (the leader's log, then a
+	// follower's).
+	_, lat1, err := load1(ctx, duration, func(k int64) error {
+		return leaderClient.Do(ctx, "POST", "/api/nodes", registration(3<<28+k), nil)
+	})
+	if err != nil {
+		return err
+	}
+	fsync, err := fsyncLatency(dir, 200)
+	if err != nil {
+		return err
+	}
+
 	// Failover: kill -9 the leader, time until another replica acks a write.
 	var fo []time.Duration
 	for i := range kills {
@@ -191,6 +242,9 @@ func run(ctx context.Context) error {
 		AnchorName: "no-op HTTP handler p50", Anchor: ms(pct(anchorLat, 0.5)), LowerIsBetter: true})
 	t.Add(report.Row{What: "write latency p99 via the leader", Unit: "ms", Ours: ms(pct(lat, 0.99)),
 		AnchorName: "no-op HTTP handler p99", Anchor: ms(pct(anchorLat, 0.99)), LowerIsBetter: true})
+	t.Add(report.Row{What: "write latency p50, one writer", Unit: "ms", Ours: ms(pct(lat1, 0.5)),
+		AnchorName: "2 × fsync p50 of a 4 KiB write, same disk", Anchor: 2 * ms(fsync), LowerIsBetter: true,
+		Note: "quorum check + leader log fsync + follower log fsync + apply"})
 	floor := ms(def.HeartbeatTimeout)
 	t.Add(report.Row{What: fmt.Sprintf("leader failover p50 over %d kill -9", kills), Unit: "ms", Ours: ms(pct(fo, 0.5)),
 		AnchorName: "raft floor: heartbeat timeout", Anchor: floor, LowerIsBetter: true,
