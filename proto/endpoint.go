@@ -293,9 +293,30 @@ func (e *Endpoint) forgetEpoch(mac MAC, epoch uint64) {
 
 func (e *Endpoint) readLoop() {
 	defer e.wg.Done()
-	buf := make([]byte, e.link.MTU()+64)
+	var read func() ([]Frame, error)
+	if br, ok := e.link.(BatchReader); ok {
+		frames := make([]Frame, readBatch)
+		for i := range frames {
+			frames[i].Payload = make([]byte, e.link.MTU()+64)
+		}
+		read = func() ([]Frame, error) {
+			for i := range frames {
+				frames[i].Payload = frames[i].Payload[:cap(frames[i].Payload)]
+			}
+			n, err := br.ReadBatch(frames)
+			return frames[:n], err
+		}
+	} else {
+		frames := []Frame{{Payload: make([]byte, e.link.MTU()+64)}}
+		read = func() ([]Frame, error) {
+			f := &frames[0]
+			n, src, dst, err := e.link.ReadFrom(f.Payload[:cap(f.Payload)])
+			f.Payload, f.Src, f.Dst = f.Payload[:n], src, dst
+			return frames, err
+		}
+	}
 	for {
-		n, src, dst, err := e.link.ReadFrom(buf)
+		frames, err := read()
 		if err != nil {
 			if errors.Is(err, ErrClosed) || e.ctx.Err() != nil {
 				return
@@ -311,9 +332,15 @@ func (e *Endpoint) readLoop() {
 			}
 			continue
 		}
-		e.handleFrame(buf[:n], src, dst)
+		for _, f := range frames {
+			e.handleFrame(f.Payload, f.Src, f.Dst)
+		}
 	}
 }
+
+// readBatch is how many frames the read loop takes per system call on a
+// link that can batch.
+const readBatch = 32
 
 // handleFrame authenticates one received frame and acts on it. frame is
 // reused after it returns.
@@ -430,6 +457,12 @@ func (e *Endpoint) onHello(h Header, body []byte, src, dst MAC, now time.Time) {
 // the padding would break its tag, so short bodies are padded with zeros
 // before sealing; only RESET's empty body is that short.
 func (e *Endpoint) sendFrame(buf []byte, h Header, dst MAC, bodyLen int) {
+	e.writeFrame(e.sealFrame(buf, h, dst, bodyLen), dst)
+}
+
+// sealFrame fills in version, epoch and counter and seals the frame whose
+// body is at buf[HeaderLen:HeaderLen+bodyLen].
+func (e *Endpoint) sealFrame(buf []byte, h Header, dst MAC, bodyLen int) []byte {
 	if short := MinPayload - (HeaderLen + bodyLen + TagLen); short > 0 {
 		clear(buf[HeaderLen+bodyLen : HeaderLen+bodyLen+short])
 		bodyLen += short
@@ -437,15 +470,41 @@ func (e *Endpoint) sendFrame(buf []byte, h Header, dst MAC, bodyLen int) {
 	h.Version = Version
 	h.SrcEpoch = e.epoch
 	h.Counter = e.counter.Add(1)
-	frame := e.keys.seal(buf, h, e.addr, dst, bodyLen)
+	return e.keys.seal(buf, h, e.addr, dst, bodyLen)
+}
+
+func (e *Endpoint) writeFrame(frame []byte, dst MAC) {
 	if err := e.link.WriteTo(frame, dst); err != nil {
-		if !errors.Is(err, ErrClosed) {
-			e.log.Debug("sending frame", "type", h.Type, "to", dst, "err", err)
-		}
-		e.stats.sendErrors.Add(1)
+		e.sendFailed(err, dst)
 		return
 	}
 	e.stats.framesOut.Add(1)
+}
+
+// writeFrames sends sealed frames to dst, in one system call when the link
+// can batch.
+func (e *Endpoint) writeFrames(frames [][]byte, dst MAC) {
+	if len(frames) == 0 {
+		return
+	}
+	if bw, ok := e.link.(BatchWriter); ok {
+		if err := bw.WriteBatch(frames, dst); err != nil {
+			e.sendFailed(err, dst)
+			return
+		}
+		e.stats.framesOut.Add(uint64(len(frames)))
+		return
+	}
+	for _, f := range frames {
+		e.writeFrame(f, dst)
+	}
+}
+
+func (e *Endpoint) sendFailed(err error, dst MAC) {
+	if !errors.Is(err, ErrClosed) {
+		e.log.Debug("sending frame", "to", dst, "err", err)
+	}
+	e.stats.sendErrors.Add(1)
 }
 
 // sendReset tells a sender whose frame named an epoch of ours that is not

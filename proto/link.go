@@ -47,6 +47,30 @@ type Link interface {
 	Close() error
 }
 
+// BatchWriter is an optional ability of a Link: sending many payloads to
+// one destination at once (sendmmsg on AF_PACKET). Senders check for it at
+// run time and fall back to WriteTo.
+type BatchWriter interface {
+	// WriteBatch sends each payload as one frame to dst, in order.
+	WriteBatch(payloads [][]byte, dst MAC) error
+}
+
+// BatchReader is an optional ability of a Link: reading many frames in one
+// system call (recvmmsg on AF_PACKET). Readers check for it at run time.
+type BatchReader interface {
+	// ReadBatch blocks like ReadFrom until at least one frame arrives,
+	// then fills as many of frames as are ready without blocking again and
+	// returns how many it filled. Each Frame's Payload is resliced to the
+	// frame's length within its buffer.
+	ReadBatch(frames []Frame) (int, error)
+}
+
+// Frame is one received frame of a batch read.
+type Frame struct {
+	Payload  []byte // a buffer on input; the frame's payload on return
+	Src, Dst MAC
+}
+
 // ErrClosed is returned by Link operations after Close.
 var ErrClosed = errors.New("proto: link closed")
 

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
@@ -40,19 +43,26 @@ const DefaultReadBuffer = 32 << 20
 // out in the kernel, so a link never reads its own or its neighbours'
 // outgoing frames.
 type PacketLink struct {
-	conn  *packet.Conn
-	addr  MAC
-	mtu   int
-	et    EtherType
-	iface string
+	conn    *packet.Conn
+	rc      syscall.RawConn
+	addr    MAC
+	mtu     int
+	et      EtherType
+	iface   string
+	ifindex int
 
-	rmu  sync.Mutex // guards rbuf: one reader at a time
-	rbuf []byte
-
-	wpool sync.Pool // *[]byte frame buffers for WriteTo
+	rmu   sync.Mutex // one reader at a time; guards the batch state below
+	pad   [MinPayload]byte
+	rhdrs [][EthernetHeaderLen]byte
+	riovs []unix.Iovec
+	rmsgs []mmsghdr
 }
 
-var _ Link = (*PacketLink)(nil)
+var (
+	_ Link        = (*PacketLink)(nil)
+	_ BatchWriter = (*PacketLink)(nil)
+	_ BatchReader = (*PacketLink)(nil)
+)
 
 // ErrNeedCapNetRaw is returned when the process may not open raw sockets.
 var ErrNeedCapNetRaw = errors.New("needs CAP_NET_RAW to open raw sockets: run as root or grant cap_net_raw")
@@ -103,17 +113,12 @@ func OpenPacketLink(ifname string, et EtherType, cfg *PacketConfig) (*PacketLink
 			return nil, fmt.Errorf("proto: promiscuous mode on %q: %w", ifname, err)
 		}
 	}
-	l := &PacketLink{
-		conn:  conn,
-		addr:  addr,
-		mtu:   ifi.MTU,
-		et:    et,
-		iface: ifname,
-		rbuf:  make([]byte, EthernetHeaderLen+ifi.MTU+4),
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("proto: AF_PACKET socket on %q: %w", ifname, err)
 	}
-	frameLen := EthernetHeaderLen + ifi.MTU
-	l.wpool.New = func() any { b := make([]byte, frameLen); return &b }
-	return l, nil
+	return &PacketLink{conn: conn, rc: rc, addr: addr, mtu: ifi.MTU, et: et, iface: ifname, ifindex: ifi.Index}, nil
 }
 
 // linkFilter is the BPF program of a link: it rejects frames the host is
@@ -152,46 +157,184 @@ func setReadBuffer(conn *packet.Conn, n int) error {
 	return serr
 }
 
-// ReadFrom implements [Link].
+// ReadFrom implements [Link]. The Ethernet header and the payload are
+// scattered by the kernel into a header buffer and p: no copy.
 func (l *PacketLink) ReadFrom(p []byte) (int, MAC, MAC, error) {
 	l.rmu.Lock()
 	defer l.rmu.Unlock()
+	var hdr [EthernetHeaderLen]byte
+	bufs := [][]byte{hdr[:], p}
 	for {
-		n, _, err := l.conn.ReadFrom(l.rbuf)
+		var n int
+		var rerr error
+		err := l.rc.Read(func(fd uintptr) bool {
+			n, _, _, _, rerr = unix.RecvmsgBuffers(int(fd), bufs, nil, unix.MSG_DONTWAIT)
+			return rerr != unix.EAGAIN
+		})
+		if err == nil {
+			err = rerr
+		}
 		if err != nil {
 			return 0, MAC{}, MAC{}, l.mapErr(err)
 		}
-		if n < EthernetHeaderLen {
-			continue
+		if n < EthernetHeaderLen || EtherType(binary.BigEndian.Uint16(hdr[12:14])) != l.et {
+			continue // a runt, or a VLAN-tagged frame the socket let through
 		}
 		var src, dst MAC
-		copy(dst[:], l.rbuf[0:6])
-		copy(src[:], l.rbuf[6:12])
-		if EtherType(binary.BigEndian.Uint16(l.rbuf[12:14])) != l.et {
-			continue // a VLAN-tagged or foreign frame the socket let through
-		}
-		return copy(p, l.rbuf[EthernetHeaderLen:n]), src, dst, nil
+		copy(dst[:], hdr[0:6])
+		copy(src[:], hdr[6:12])
+		return min(n-EthernetHeaderLen, len(p)), src, dst, nil
 	}
 }
 
-// WriteTo implements [Link].
+// WriteTo implements [Link]. The header and the payload go to the kernel as
+// two pieces: no copy.
 func (l *PacketLink) WriteTo(p []byte, dst MAC) error {
 	if len(p) > l.mtu {
 		return fmt.Errorf("proto: %d-byte payload on %s (MTU %d): %w", len(p), l.iface, l.mtu, ErrTooBig)
 	}
-	bp := l.wpool.Get().(*[]byte)
-	defer l.wpool.Put(bp)
-	b := *bp
-	copy(b[0:6], dst[:])
-	copy(b[6:12], l.addr[:])
-	binary.BigEndian.PutUint16(b[12:14], uint16(l.et))
-	n := EthernetHeaderLen + copy(b[EthernetHeaderLen:], p)
-	if n < EthernetHeaderLen+MinPayload {
-		clear(b[n : EthernetHeaderLen+MinPayload])
-		n = EthernetHeaderLen + MinPayload
+	hdr := l.header(dst)
+	bufs := [][]byte{hdr[:], p}
+	if len(p) < MinPayload {
+		bufs = append(bufs, l.pad[:MinPayload-len(p)])
 	}
-	_, err := l.conn.WriteTo(b[:n], &packet.Addr{HardwareAddr: dst.HardwareAddr()})
+	sa := &unix.SockaddrLinklayer{Ifindex: l.ifindex}
+	var werr error
+	err := l.rc.Write(func(fd uintptr) bool {
+		_, werr = unix.SendmsgBuffers(int(fd), bufs, nil, sa, unix.MSG_DONTWAIT)
+		return werr != unix.EAGAIN
+	})
+	if err == nil {
+		err = werr
+	}
 	return l.mapErr(err)
+}
+
+func (l *PacketLink) header(dst MAC) [EthernetHeaderLen]byte {
+	var h [EthernetHeaderLen]byte
+	copy(h[0:6], dst[:])
+	copy(h[6:12], l.addr[:])
+	binary.BigEndian.PutUint16(h[12:14], uint16(l.et))
+	return h
+}
+
+// WriteBatch implements [BatchWriter]: every payload goes to dst in one
+// sendmmsg system call (several, if the kernel takes part of the batch).
+func (l *PacketLink) WriteBatch(payloads [][]byte, dst MAC) error {
+	if len(payloads) == 0 {
+		return nil
+	}
+	hdr := l.header(dst)
+	iovs := make([]unix.Iovec, 0, 3*len(payloads))
+	msgs := make([]mmsghdr, len(payloads))
+	var sa unix.RawSockaddrLinklayer
+	sa.Family = unix.AF_PACKET
+	sa.Ifindex = int32(l.ifindex)
+	for i, p := range payloads {
+		if len(p) > l.mtu {
+			return fmt.Errorf("proto: %d-byte payload on %s (MTU %d): %w", len(p), l.iface, l.mtu, ErrTooBig)
+		}
+		first := len(iovs)
+		iovs = append(iovs, iovec(hdr[:]), iovec(p))
+		if len(p) < MinPayload {
+			iovs = append(iovs, iovec(l.pad[:MinPayload-len(p)]))
+		}
+		msgs[i].Hdr.Name = (*byte)(unsafe.Pointer(&sa))
+		msgs[i].Hdr.Namelen = unix.SizeofSockaddrLinklayer
+		msgs[i].Hdr.Iov = &iovs[first]
+		msgs[i].Hdr.Iovlen = uint64(len(iovs) - first)
+	}
+	for sent := 0; sent < len(msgs); {
+		var n int
+		var werr error
+		err := l.rc.Write(func(fd uintptr) bool {
+			r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&msgs[sent])), uintptr(len(msgs)-sent), unix.MSG_DONTWAIT, 0, 0)
+			n, werr = int(r), nil
+			if errno != 0 {
+				n, werr = 0, errno
+			}
+			return werr != unix.EAGAIN
+		})
+		if err == nil {
+			err = werr
+		}
+		if err != nil {
+			return l.mapErr(err)
+		}
+		sent += n
+	}
+	runtime.KeepAlive(payloads)
+	runtime.KeepAlive(iovs)
+	return nil
+}
+
+// ReadBatch implements [BatchReader] with recvmmsg: headers and payloads
+// are scattered by the kernel straight into the callers' buffers.
+func (l *PacketLink) ReadBatch(frames []Frame) (int, error) {
+	l.rmu.Lock()
+	defer l.rmu.Unlock()
+	if len(frames) == 0 {
+		return 0, nil
+	}
+	if len(l.rmsgs) < len(frames) {
+		l.rhdrs = make([][EthernetHeaderLen]byte, len(frames))
+		l.riovs = make([]unix.Iovec, 2*len(frames))
+		l.rmsgs = make([]mmsghdr, len(frames))
+	}
+	for i := range frames {
+		l.riovs[2*i] = iovec(l.rhdrs[i][:])
+		l.riovs[2*i+1] = iovec(frames[i].Payload[:cap(frames[i].Payload)])
+		l.rmsgs[i] = mmsghdr{}
+		l.rmsgs[i].Hdr.Iov = &l.riovs[2*i]
+		l.rmsgs[i].Hdr.Iovlen = 2
+	}
+	for {
+		var n int
+		var rerr error
+		err := l.rc.Read(func(fd uintptr) bool {
+			r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&l.rmsgs[0])), uintptr(len(frames)), unix.MSG_DONTWAIT, 0, 0)
+			n, rerr = int(r), nil
+			if errno != 0 {
+				n, rerr = 0, errno
+			}
+			return rerr != unix.EAGAIN
+		})
+		if err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return 0, l.mapErr(err)
+		}
+		// Keep the frames of our EtherType, in order, at the front.
+		kept := 0
+		for i := 0; i < n; i++ {
+			got := int(l.rmsgs[i].Len)
+			h := &l.rhdrs[i]
+			if got < EthernetHeaderLen || EtherType(binary.BigEndian.Uint16(h[12:14])) != l.et {
+				continue
+			}
+			f := &frames[kept]
+			if kept != i {
+				// the payload sits in buffer i: hand that buffer to slot kept
+				frames[kept].Payload, frames[i].Payload = frames[i].Payload, frames[kept].Payload
+			}
+			copy(f.Dst[:], h[0:6])
+			copy(f.Src[:], h[6:12])
+			f.Payload = f.Payload[:min(got-EthernetHeaderLen, cap(f.Payload))]
+			kept++
+		}
+		if kept > 0 {
+			return kept, nil
+		}
+	}
+}
+
+type mmsghdr = unix.Mmsghdr
+
+func iovec(b []byte) unix.Iovec {
+	v := unix.Iovec{Base: unsafe.SliceData(b)}
+	v.SetLen(len(b))
+	return v
 }
 
 func (l *PacketLink) mapErr(err error) error {
@@ -200,7 +343,7 @@ func (l *PacketLink) mapErr(err error) error {
 		return nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return ErrDeadline
-	case errors.Is(err, net.ErrClosed):
+	case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrClosed):
 		return ErrClosed
 	}
 	return err

@@ -17,17 +17,18 @@ type peer struct {
 	e   *Endpoint
 	mac MAC
 
-	mu      sync.Mutex
-	closed  bool
-	epoch   uint64   // the peer's epoch, 0 while unknown
-	retired []uint64 // the peer's earlier epochs, newest last
-	peerMTU int      // from its HELLO answer; 0 until the handshake is done
-	hintMTU int      // from its own HELLO, used once its epoch is known
-	hintWnd uint32
-	segSize int         // message bytes per segment
-	txbuf   []byte      // frame being built
-	sackbuf []SACKRange // SACK ranges being sent
-	ackbuf  []SACKRange // SACK ranges being received
+	mu        sync.Mutex
+	closed    bool
+	epoch     uint64   // the peer's epoch, 0 while unknown
+	retired   []uint64 // the peer's earlier epochs, newest last
+	peerMTU   int      // from its HELLO answer; 0 until the handshake is done
+	hintMTU   int      // from its own HELLO, used once its epoch is known
+	hintWnd   uint32
+	segSize   int         // message bytes per segment
+	txbuf     []byte      // frame being built
+	batchBufs [][]byte    // frames of a burst of new segments
+	sackbuf   []SACKRange // SACK ranges being sent
+	ackbuf    []SACKRange // SACK ranges being received
 
 	// handshake
 	hello      uint64 // challenge waiting for an answer, 0 = none
@@ -149,6 +150,7 @@ func (p *peer) pump(now time.Time) {
 		p.una, p.nxt = 0, 0
 		p.wndEdge = uint32(min(p.e.cfg.Window, 64))
 	}
+	var batch [][]byte
 	for len(p.queue) > 0 && seqLess(p.nxt, p.wndEdge) && len(p.inflight) < p.e.cfg.Window {
 		m := p.queue[0]
 		n := min(p.segSize, len(m.data)-m.off)
@@ -167,26 +169,48 @@ func (p *peer) pump(now time.Time) {
 		}
 		p.inflight = append(p.inflight, s)
 		p.nxt++
-		p.transmit(s, now)
+		batch = append(batch, p.sealData(s, p.batchBuf(len(batch)), now))
+		if len(batch) == maxBatch {
+			p.e.writeFrames(batch, p.mac)
+			batch = batch[:0]
+		}
 	}
+	p.e.writeFrames(batch, p.mac)
 	p.armRtx(now)
 }
 
-// transmit sends a segment, with an acknowledgement of the peer's stream.
+// maxBatch is how many new segments go to the link in one batch.
+const maxBatch = 32
+
+// batchBuf returns the i-th frame buffer of the peer's send batch.
+func (p *peer) batchBuf(i int) []byte {
+	for len(p.batchBufs) <= i {
+		p.batchBufs = append(p.batchBufs, make([]byte, p.e.link.MTU()))
+	}
+	return p.batchBufs[i]
+}
+
+// transmit sends a segment now, with an acknowledgement of the peer's stream.
 func (p *peer) transmit(s *segment, now time.Time) {
+	p.e.writeFrame(p.sealData(s, p.txbuf, now), p.mac)
+}
+
+// sealData builds and seals the DATA frame of a segment in buf and records
+// it as sent.
+func (p *peer) sealData(s *segment, buf []byte, now time.Time) []byte {
 	d := Data{Stream: p.sid, Seq: s.seq, Frag: s.frag, MsgLen: s.msgLen, Payload: s.data}
 	if p.rid != 0 {
 		d.AckStream, d.Ack, d.Window = p.rid, p.rcvNxt, p.rcvWindow()
 		p.ackOwed = 0
 		stopTimer(p.ackTimer)
 	}
-	n := d.marshal(p.txbuf[HeaderLen:])
-	p.e.sendFrame(p.txbuf, Header{Type: FrameData, DstEpoch: p.epoch}, p.mac, n)
+	n := d.marshal(buf[HeaderLen:])
 	s.sentAt = now
 	s.tx++
 	if s.tx > 1 {
 		p.e.stats.retransmits.Add(1)
 	}
+	return p.e.sealFrame(buf, Header{Type: FrameData, DstEpoch: p.epoch}, p.mac, n)
 }
 
 // armRtx sets the retransmission timer for the earliest unacknowledged

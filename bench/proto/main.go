@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -31,7 +32,17 @@ func main() {
 	mtu := flag.Int("mtu", 0, "run only this MTU (default: 1500 and 9000)")
 	calls := flag.Int("calls", 20000, "64-byte round trips per protocol")
 	mib := flag.Int("mib", 300, "1 MiB messages per protocol")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/proto:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	if os.Geteuid() != 0 {
 		fmt.Println("bench/proto: needs root (CAP_NET_ADMIN to make namespaces, CAP_NET_RAW for raw sockets): skipped")
 		return
@@ -43,7 +54,7 @@ func main() {
 	for _, m := range mtus {
 		if err := benchMTU(m, *calls, *mib); err != nil {
 			fmt.Fprintln(os.Stderr, "bench/proto:", err)
-			os.Exit(1)
+			return
 		}
 	}
 }
@@ -215,6 +226,9 @@ func benchOurs(p *pair, calls, mib int) (figures, error) {
 		}
 	}
 	f.mbps = float64(mib) * (1 << 20) / 1e6 / time.Since(start).Seconds()
+	if os.Getenv("MVBENCH_DEBUG") != "" {
+		fmt.Fprintf(os.Stderr, "sender %+v\nreceiver %+v\n", eps[0].Stats(), eps[1].Stats())
+	}
 	return f, nil
 }
 
@@ -370,7 +384,13 @@ func countFrames(run time.Duration, write, read func([]byte) error, stop func())
 	go func() {
 		defer close(done)
 		buf := make([]byte, 9100)
-		for read(buf) == nil {
+		for {
+			if err := read(buf); err != nil {
+				if counting.Load() {
+					fmt.Fprintln(os.Stderr, "bench/proto: reading frames:", err)
+				}
+				return
+			}
 			if counting.Load() {
 				got.Add(1)
 			}
