@@ -274,3 +274,15 @@ func parseFloat(s string) (float64, error) {
 	}
 	return v, nil
 }
+
+// String formats the definition as rrdtool create arguments.
+func (s Spec) String() string {
+	parts := []string{"--step", strconv.FormatUint(s.Step, 10)}
+	for _, d := range s.DS {
+		parts = append(parts, d.String())
+	}
+	for _, a := range s.RRA {
+		parts = append(parts, a.String())
+	}
+	return strings.Join(parts, " ")
+}
