@@ -1,9 +1,6 @@
 package rrd
 
-import (
-	"fmt"
-	"math"
-)
+import "fmt"
 
 // FetchResult is what rrdtool fetch returns: Rows[i] holds one value per
 // DS for the interval ending at Start+(i+1)*Step; the last ends at End.
@@ -95,7 +92,7 @@ func (s *Spec) fetch(st *State, cf CF, start, end int64, res uint64, read RowRea
 		t := start + (i+1)*step
 		if t < rraStart || t > rraEnd {
 			for j := range row {
-				row[j] = math.NaN()
+				row[j] = dnan
 			}
 			continue
 		}
