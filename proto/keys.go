@@ -51,10 +51,16 @@ type Keyring struct {
 }
 
 type senderKey struct {
-	id    uint8
-	mac   MAC
-	epoch uint64
+	purpose string
+	id      uint8
+	mac     MAC
+	epoch   uint64
 }
+
+// purposeControl labels the keys of the control protocol; other users of
+// the cluster key (stat frames) derive theirs under other labels, so a
+// frame of one can never be taken for the other.
+const purposeControl = "mvstack control v1"
 
 // maxCachedSenders bounds the derived-key cache; it is cleared when full.
 const maxCachedSenders = 8192
@@ -85,10 +91,15 @@ func (r *Keyring) Keys() []Key { return append([]Key(nil), r.keys...) }
 
 // aead returns the AEAD of the sender (mac, epoch) under key id, deriving it
 // on first use: AES-256-GCM keyed with HKDF-SHA256(cluster key, info =
-// "mvstack control v1" ‖ MAC ‖ epoch). A key per sender epoch means the
+// purpose ‖ MAC ‖ epoch), where the purpose of the control protocol is
+// "mvstack control v1". A key per sender epoch means the
 // 64-bit frame counter alone is a unique nonce.
 func (r *Keyring) aead(id uint8, mac MAC, epoch uint64) (cipher.AEAD, bool) {
-	sk := senderKey{id, mac, epoch}
+	return r.aeadFor(purposeControl, id, mac, epoch)
+}
+
+func (r *Keyring) aeadFor(purpose string, id uint8, mac MAC, epoch uint64) (cipher.AEAD, bool) {
+	sk := senderKey{purpose, id, mac, epoch}
 	r.mu.Lock()
 	a, ok := r.cache[sk]
 	r.mu.Unlock()
@@ -105,7 +116,7 @@ func (r *Keyring) aead(id uint8, mac MAC, epoch uint64) (cipher.AEAD, bool) {
 		return nil, false
 	}
 	info := make([]byte, 0, 32)
-	info = append(info, "mvstack control v1"...)
+	info = append(info, purpose...)
 	info = append(info, mac[:]...)
 	info = binary.BigEndian.AppendUint64(info, epoch)
 	k, err := hkdf.Key(sha256.New, secret[:], nil, string(info), 32)
