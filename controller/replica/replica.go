@@ -204,12 +204,15 @@ func newWithStores(cfg Config, st *raft.InmemStore, ss *raft.InmemSnapshotStore)
 		r.closer = append(r.closer, tt)
 	}
 
+	has, err := raft.HasExistingState(logs, stable, snaps)
+	if err != nil {
+		r.closeAll()
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	if !has && len(cfg.Bootstrap) == 0 {
+		log.Warn("no raft state and no bootstrap configuration: waiting for a leader to add this replica (join it)", "id", cfg.ID)
+	}
 	if len(cfg.Bootstrap) > 0 {
-		has, err := raft.HasExistingState(logs, stable, snaps)
-		if err != nil {
-			r.closeAll()
-			return nil, fmt.Errorf("replica: %w", err)
-		}
 		if !has {
 			var conf raft.Configuration
 			for _, p := range cfg.Bootstrap {
