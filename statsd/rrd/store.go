@@ -3,6 +3,7 @@ package rrd
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -26,15 +27,26 @@ const (
 
 // StoreConfig configures a Store.
 type StoreConfig struct {
-	Dir       string       // where the files live
-	Sync      SyncMode     // how commits become durable
-	RedoBytes int64        // redo room per state slot for new files (0: DefaultRedoBytes)
-	Logger    *slog.Logger // nil: discard
+	Dir       string   // where the files live
+	Sync      SyncMode // how commits become durable
+	RedoBytes int64    // redo room per state slot for new files (0: DefaultRedoBytes)
+	// Journal makes each Commit append its updates to a write-ahead log
+	// (one sequential write and one fdatasync) and write the RRD files
+	// only at checkpoints, many updates per file at a time. Without it
+	// every Commit writes the files.
+	Journal bool
+	// A checkpoint happens after CheckpointEvery commits or when the
+	// journal reaches CheckpointBytes, whichever comes first.
+	CheckpointEvery int
+	CheckpointBytes int64
+	Logger          *slog.Logger // nil: discard
 }
 
-// DefaultStoreConfig returns the configuration for files in dir.
+// DefaultStoreConfig returns the configuration for files in dir: journal
+// on, a checkpoint every 30 commits or 256 MiB of journal.
 func DefaultStoreConfig(dir string) StoreConfig {
-	return StoreConfig{Dir: dir, Sync: SyncFS, RedoBytes: DefaultRedoBytes}
+	return StoreConfig{Dir: dir, Sync: SyncFS, RedoBytes: DefaultRedoBytes,
+		Journal: true, CheckpointEvery: 30, CheckpointBytes: 256 << 20}
 }
 
 // Validate checks the configuration.
@@ -47,6 +59,9 @@ func (c StoreConfig) Validate() error {
 	}
 	if c.RedoBytes < 0 || c.RedoBytes > 1<<30 {
 		return fmt.Errorf("rrd: StoreConfig.RedoBytes %d out of range 0..1GiB", c.RedoBytes)
+	}
+	if c.Journal && (c.CheckpointEvery < 1 || c.CheckpointBytes < 1) {
+		return fmt.Errorf("rrd: StoreConfig.CheckpointEvery %d and CheckpointBytes %d must be positive with a journal", c.CheckpointEvery, c.CheckpointBytes)
 	}
 	return nil
 }
@@ -64,6 +79,9 @@ type Store struct {
 	dirty []*File
 	syncf *os.File // any file on the filesystem, for syncfs
 	shut  bool
+	jr    *journal // nil without a journal
+	jbuf  []byte   // journal entries since the last commit
+	since int      // commits since the last checkpoint
 }
 
 // OpenStore opens (and creates) the directory.
@@ -82,7 +100,65 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{cfg: cfg, log: log, files: map[string]*File{}, syncf: d}, nil
+	s := &Store{cfg: cfg, log: log, files: map[string]*File{}, syncf: d}
+	if cfg.Journal {
+		if s.jr, err = openJournal(filepath.Join(cfg.Dir, journalName)); err != nil {
+			d.Close()
+			return nil, err
+		}
+		if err := s.replay(); err != nil {
+			s.closeFiles()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// replay applies what the journal holds beyond the files' state (after a
+// crash) and checkpoints it.
+func (s *Store) replay() error {
+	if s.jr.size == 0 {
+		return nil
+	}
+	applied, skipped := 0, 0
+	err := readJournal(io.NewSectionReader(s.jr.f, 0, s.jr.size), func(e journalEntry) error {
+		f, err := s.fileLocked(e.name)
+		if err != nil {
+			s.log.Warn("journal names a file that does not open", "file", e.name, "err", err)
+			skipped++
+			return nil
+		}
+		if !f.Last().Before(e.t) {
+			skipped++ // already in the file
+			return nil
+		}
+		was := f.dirty
+		if err := f.Update(e.t, e.vals...); err != nil {
+			s.log.Warn("journal update refused", "file", e.name, "err", err)
+			skipped++
+			return nil
+		}
+		if !was {
+			s.dirty = append(s.dirty, f)
+		}
+		applied++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.log.Info("journal replayed", "applied", applied, "skipped", skipped)
+	return s.checkpointLocked(context.Background())
+}
+
+func (s *Store) closeFiles() {
+	for _, f := range s.files {
+		f.f.Close()
+	}
+	if s.jr != nil {
+		s.jr.f.Close()
+	}
+	s.syncf.Close()
 }
 
 func (s *Store) path(name string) (string, error) {
@@ -162,12 +238,18 @@ func (s *Store) updateLocked(name string, t Time, vals []Value) error {
 	if err != nil {
 		return err
 	}
+	if len(name) > 0xffff || len(vals) > 0xffff {
+		return errJournalName
+	}
 	was := f.dirty
 	if err := f.Update(t, vals...); err != nil {
 		return fmt.Errorf("rrd: %s: %w", name, err)
 	}
 	if !was {
 		s.dirty = append(s.dirty, f)
+	}
+	if s.jr != nil {
+		s.jbuf = appendJournalEntry(s.jbuf, name, t, vals)
 	}
 	return nil
 }
@@ -211,8 +293,44 @@ func (s *Store) Commit(ctx context.Context) error {
 }
 
 func (s *Store) commitLocked(ctx context.Context) error {
+	if s.jr == nil {
+		return s.checkpointLocked(ctx)
+	}
+	if len(s.jbuf) > 0 {
+		rec := journalRecord(make([]byte, 0, len(s.jbuf)+12), s.jbuf)
+		if s.cfg.Sync == SyncNone {
+			if _, err := s.jr.f.WriteAt(rec, s.jr.size); err != nil {
+				return fmt.Errorf("rrd: journal write: %w", err)
+			}
+			s.jr.size += int64(len(rec))
+		} else if err := s.jr.append(rec); err != nil {
+			return err
+		}
+		s.jbuf = s.jbuf[:0]
+		s.since++
+	}
+	if s.since >= s.cfg.CheckpointEvery || s.jr.size >= s.cfg.CheckpointBytes {
+		return s.checkpointLocked(ctx)
+	}
+	return nil
+}
+
+// Checkpoint writes every update so far into the files (and empties the
+// journal).
+func (s *Store) Checkpoint(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.commitLocked(ctx); err != nil {
+		return err
+	}
+	return s.checkpointLocked(ctx)
+}
+
+// checkpointLocked writes the changed files: state slots, sync, rows,
+// sync; then the journal is emptied.
+func (s *Store) checkpointLocked(ctx context.Context) error {
 	if len(s.dirty) == 0 {
-		return nil
+		return s.resetJournal()
 	}
 	dirty := s.dirty[:0:0]
 	for _, f := range s.dirty {
@@ -239,7 +357,15 @@ func (s *Store) commitLocked(ctx context.Context) error {
 		return err
 	}
 	s.dirty = s.dirty[:0]
-	return nil
+	return s.resetJournal()
+}
+
+func (s *Store) resetJournal() error {
+	s.since = 0
+	if s.jr == nil || s.jr.size == 0 {
+		return nil
+	}
+	return s.jr.reset()
 }
 
 func (s *Store) sync(files []*File) error {
@@ -289,12 +415,10 @@ func (s *Store) Close() error {
 		return nil
 	}
 	err := s.commitLocked(context.Background())
-	for _, f := range s.files {
-		if cerr := f.f.Close(); err == nil && cerr != nil {
-			err = cerr
-		}
+	if err == nil {
+		err = s.checkpointLocked(context.Background())
 	}
-	s.syncf.Close()
+	s.closeFiles()
 	s.files, s.shut = nil, true
 	return err
 }

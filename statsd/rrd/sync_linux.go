@@ -15,3 +15,5 @@ func syncFS(f *os.File) error {
 	}
 	return nil
 }
+
+func fdatasync(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }

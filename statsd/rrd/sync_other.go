@@ -16,3 +16,5 @@ func syncFS(f *os.File) error {
 	}
 	return nil
 }
+
+func fdatasync(f *os.File) error { return f.Sync() }
