@@ -45,6 +45,10 @@ type peer struct {
 	queue    []*outMsg
 	rtt      rttEstimator
 	rtxTimer *time.Timer
+	lastSent time.Time // when a segment last went out
+	highSack uint32    // the highest segment the peer holds out of order
+	haveSack bool
+	tlpSent  bool // a tail loss probe is out for this flight
 
 	// the peer's stream to us
 	rid      uint32
@@ -206,6 +210,7 @@ func (p *peer) sealData(s *segment, buf []byte, now time.Time) []byte {
 	}
 	n := d.marshal(buf[HeaderLen:])
 	s.sentAt = now
+	p.lastSent = now
 	s.tx++
 	if s.tx > 1 {
 		p.e.stats.retransmits.Add(1)
@@ -213,21 +218,68 @@ func (p *peer) sealData(s *segment, buf []byte, now time.Time) []byte {
 	return p.e.sealFrame(buf, Header{Type: FrameData, DstEpoch: p.epoch}, p.mac, n)
 }
 
-// armRtx sets the retransmission timer for the earliest unacknowledged
-// segment, or stops it.
+// Loss recovery.
+//
+// Three clocks decide when a segment goes again, all run by one timer:
+//   - a hole: a segment below one the peer holds (SACK) is lost once it has
+//     been out for lossDelay, about a round trip (time-based, as in RACK,
+//     RFC 8985), however few segments follow it;
+//   - a tail loss probe: when nothing has been acknowledged for two round
+//     trips plus the delayed-ack time, the last segment goes again once, to
+//     draw a SACK that shows what is missing (RFC 8985 §7);
+//   - the retransmission timeout (RFC 6298) for everything else.
+
+// lossDelay is how long a segment below a SACKed one may still be on its
+// way: a round trip and a reordering allowance of a quarter of it, at least
+// a millisecond (RFC 8985's reo_wnd, with a floor for timer slack).
+func (p *peer) lossDelay() time.Duration {
+	srtt := p.rtt.smoothed()
+	return srtt + max(srtt/4, time.Millisecond)
+}
+
+// dupThresh: a segment with this many SACKed segments above it is lost at
+// once, without waiting for the loss delay (RFC 6675's DupThresh).
+const dupThresh = 3
+
+// probeTimeout is how long the tail of a flight waits for any ack before a
+// tail loss probe.
+func (p *peer) probeTimeout() time.Duration {
+	return 2*p.rtt.smoothed() + p.e.cfg.DelayedAck + 100*time.Microsecond
+}
+
+// isHole reports whether s is unacknowledged below a segment the peer holds.
+func (p *peer) isHole(s *segment) bool {
+	return !s.sacked && p.haveSack && seqLess(s.seq, p.highSack)
+}
+
+// armRtx sets the loss timer to the earliest of the three clocks, or stops it.
 func (p *peer) armRtx(now time.Time) {
-	var first time.Time
-	for _, s := range p.inflight {
-		if !s.sacked && (first.IsZero() || s.sentAt.Before(first)) {
-			first = s.sentAt
+	var at time.Time
+	earlier := func(t time.Time) {
+		if at.IsZero() || t.Before(at) {
+			at = t
 		}
 	}
-	if first.IsZero() {
+	rto, loss := p.rtt.rto(), p.lossDelay()
+	outstanding := false
+	for _, s := range p.inflight {
+		if s.sacked {
+			continue
+		}
+		outstanding = true
+		earlier(s.sentAt.Add(rto))
+		if p.isHole(s) {
+			earlier(s.sentAt.Add(loss))
+		}
+	}
+	if !outstanding {
 		stopTimer(p.rtxTimer)
 		return
 	}
-	d := first.Add(p.rtt.rto()).Sub(now)
-	p.rtxTimer = resetTimer(p.rtxTimer, max(d, 0), p.onRtxTimer)
+	if !p.tlpSent {
+		earlier(p.lastSent.Add(p.probeTimeout()))
+	}
+	p.rtxTimer = resetTimer(p.rtxTimer, max(at.Sub(now), 0), p.onRtxTimer)
 }
 
 // maxBurst bounds how many segments one timer expiry sends again.
@@ -240,22 +292,57 @@ func (p *peer) onRtxTimer() {
 		return
 	}
 	now := time.Now()
+	sent := p.resendHoles(now)
 	rto := p.rtt.rto()
-	sent := 0
+	timedOut := 0
 	for _, s := range p.inflight {
-		if sent == maxBurst {
+		if sent+timedOut == maxBurst {
 			break
 		}
 		if !s.sacked && now.Sub(s.sentAt) >= rto {
 			p.transmit(s, now)
-			sent++
+			timedOut++
 		}
 	}
-	if sent > 0 {
+	if timedOut > 0 {
 		p.rtt.timeout()
 		p.e.stats.timeouts.Add(1)
 	}
+	if sent+timedOut == 0 && !p.tlpSent && now.Sub(p.lastSent) >= p.probeTimeout() {
+		for i := len(p.inflight) - 1; i >= 0; i-- {
+			if s := p.inflight[i]; !s.sacked {
+				p.transmit(s, now)
+				p.tlpSent = true
+				p.e.stats.tailProbes.Add(1)
+				break
+			}
+		}
+	}
 	p.armRtx(now)
+}
+
+// resendHoles sends again the holes that have been out for the loss delay
+// and returns how many it sent.
+func (p *peer) resendHoles(now time.Time) int {
+	if !p.haveSack {
+		return 0
+	}
+	loss, sent := p.lossDelay(), 0
+	for _, s := range p.inflight {
+		if sent == maxBurst || !seqLess(s.seq, p.highSack) {
+			break
+		}
+		if !p.isHole(s) {
+			continue
+		}
+		beyond := int32(p.highSack - s.seq)
+		if now.Sub(s.sentAt) >= loss || (beyond >= dupThresh && now.Sub(s.sentAt) >= p.rtt.smoothed()) {
+			p.transmit(s, now)
+			p.e.stats.fastRetransmits.Add(1)
+			sent++
+		}
+	}
+	return sent
 }
 
 // onAckOf processes an acknowledgement of our stream: cumulative, window
@@ -268,6 +355,7 @@ func (p *peer) onAckOf(stream, ack, window uint32, sack []SACKRange, now time.Ti
 		return // acks what we never sent, or an old ack
 	}
 	var sample *segment
+	advanced := p.una != ack
 	for p.una != ack {
 		s := p.inflight[0]
 		if s.tx == 1 {
@@ -283,36 +371,27 @@ func (p *peer) onAckOf(stream, ack, window uint32, sack []SACKRange, now time.Ti
 	if sample != nil {
 		p.rtt.sample(now.Sub(sample.sentAt))
 	}
+	if advanced {
+		p.tlpSent = false // a new flight may probe again
+	}
 	if edge := ack + window; !seqLess(edge, p.wndEdge) || seqLess(p.nxt, p.wndEdge) {
 		p.wndEdge = edge
 	}
-	if len(sack) > 0 {
-		var highest uint32
-		found := false
-		for _, r := range sack {
-			for q := r.Start; seqLess(q, r.End); q++ {
-				i := q - p.una
-				if int64(i) < int64(len(p.inflight)) {
-					p.inflight[i].sacked = true
-					if !found || seqLess(highest, q) {
-						highest, found = q, true
-					}
+	if p.haveSack && !seqLess(p.una, p.highSack) {
+		p.haveSack = false // everything up to it is acknowledged
+	}
+	for _, r := range sack {
+		for q := r.Start; seqLess(q, r.End); q++ {
+			i := q - p.una
+			if int64(i) < int64(len(p.inflight)) {
+				p.inflight[i].sacked = true
+				if !p.haveSack || seqLess(p.highSack, q) {
+					p.highSack, p.haveSack = q, true
 				}
 			}
 		}
-		// A segment three or more below one the peer holds is lost:
-		// send it again, once per round trip.
-		srtt := p.rtt.smoothed()
-		for _, s := range p.inflight {
-			if !found || !seqLess(s.seq+2, highest) {
-				break
-			}
-			if !s.sacked && now.Sub(s.sentAt) >= srtt {
-				p.transmit(s, now)
-				p.e.stats.fastRetransmits.Add(1)
-			}
-		}
 	}
+	p.resendHoles(now)
 	p.pump(now)
 	p.armRtx(now)
 }
@@ -697,6 +776,7 @@ func (p *peer) failAll(err error) {
 		}
 	}
 	p.inflight, p.queue = nil, nil
+	p.haveSack, p.tlpSent = false, false
 	p.sid = 0
 	p.hello = 0
 	stopTimer(p.rtxTimer)

@@ -48,7 +48,7 @@ type counters struct {
 	drops                           [numDropReasons]atomic.Uint64
 	duplicates                      atomic.Uint64
 	retransmits, fastRetransmits    atomic.Uint64
-	timeouts                        atomic.Uint64
+	timeouts, tailProbes            atomic.Uint64
 	peersDead, peerRestarts         atomic.Uint64
 	resetsSent                      atomic.Uint64
 	refusedSent, refusedReceived    atomic.Uint64
@@ -64,6 +64,7 @@ type Stats struct {
 	Retransmits                     uint64 // segments sent again, fast retransmits included
 	FastRetransmits                 uint64 // segments sent again because later ones were acked
 	Timeouts                        uint64 // retransmission timer expiries
+	TailProbes                      uint64 // last segments sent again to draw an ack (RFC 8985 §7)
 	PeersDead                       uint64
 	PeerRestarts                    uint64
 	ResetsSent                      uint64
@@ -90,7 +91,7 @@ func (e *Endpoint) Stats() Stats {
 	s := Stats{
 		FramesIn: c.framesIn.Load(), FramesOut: c.framesOut.Load(), SendErrors: c.sendErrors.Load(),
 		Duplicates: c.duplicates.Load(), Retransmits: c.retransmits.Load(),
-		FastRetransmits: c.fastRetransmits.Load(), Timeouts: c.timeouts.Load(),
+		FastRetransmits: c.fastRetransmits.Load(), Timeouts: c.timeouts.Load(), TailProbes: c.tailProbes.Load(),
 		PeersDead: c.peersDead.Load(), PeerRestarts: c.peerRestarts.Load(),
 		ResetsSent: c.resetsSent.Load(), RefusedSent: c.refusedSent.Load(),
 		RefusedReceived: c.refusedReceived.Load(), MessagesIn: c.messagesIn.Load(),
