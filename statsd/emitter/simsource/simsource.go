@@ -67,7 +67,7 @@ func (s *Source) Domains(context.Context) ([]emitter.Domain, error) {
 		dom.UUID[6] = dom.UUID[6]&0x0f | 0x40
 		dom.UUID[8] = dom.UUID[8]&0x3f | 0x80
 		for v := range s.cfg.VCPUs {
-			share := time.Duration(10+(k+uint64(v))%60) // percent busy
+			share := time.Duration(10 + (k+uint64(v))%60) // percent busy
 			dom.VCPUs = append(dom.VCPUs, emitter.VCPU{ID: v, Time: el * share / 100})
 		}
 		max := uint64(1+k%4) << 30
