@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/mvstack/mvstack/aoe"
 	"github.com/mvstack/mvstack/aoe/ata"
@@ -103,8 +104,11 @@ type PathInfo struct {
 	TargetInfo
 	Window   int
 	InFlight int
-	SRTT     int64 // nanoseconds
-	RTO      int64 // nanoseconds
+	SRTT     time.Duration
+	RTO      time.Duration
+	// Sent counts frames sent on the path, Retransmits the share of them
+	// that were retransmissions, Replies the replies matched.
+	Sent, Retransmits, Replies uint64
 }
 
 // Paths returns the device's paths.
@@ -113,7 +117,8 @@ func (d *Device) Paths() []PathInfo {
 	defer d.in.mu.Unlock()
 	out := make([]PathInfo, len(d.paths))
 	for i, p := range d.paths {
-		out[i] = PathInfo{TargetInfo: p.info, Window: int(p.cwnd), InFlight: p.inflight, SRTT: int64(p.srtt), RTO: int64(p.rto)}
+		out[i] = PathInfo{TargetInfo: p.info, Window: int(p.cwnd), InFlight: p.inflight, SRTT: p.srtt, RTO: p.rto,
+			Sent: p.sent, Retransmits: p.retransmits, Replies: p.replies}
 	}
 	return out
 }

@@ -33,13 +33,13 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: discovery waits 300 ms; RTO starts at
-// 50 ms and stays within 2 ms to 1 s; a request is retried for 60 s; windows
+// 50 ms and stays within 20 ms to 1 s; a request is retried for 60 s; windows
 // are at most 256.
 func DefaultConfig() Config {
 	return Config{
 		DiscoverWait:   300 * time.Millisecond,
 		InitialRTO:     50 * time.Millisecond,
-		MinRTO:         2 * time.Millisecond,
+		MinRTO:         20 * time.Millisecond,
 		MaxRTO:         time.Second,
 		RequestTimeout: 60 * time.Second,
 		MaxWindow:      256,

@@ -20,6 +20,8 @@ type path struct {
 	measured          bool
 	timeouts          int // consecutive, reset by any reply
 	lastCut           time.Time
+
+	sent, retransmits, replies uint64
 }
 
 func newPath(info TargetInfo, link proto.Link, cfg *Config) *path {
@@ -109,6 +111,10 @@ func (in *Initiator) transmit(r *request, p *path) (*[]byte, proto.Link, proto.M
 	r.tags = append(r.tags, tag)
 	in.pending[tag] = r
 	r.cur = p
+	p.sent++
+	if r.retries > 0 {
+		p.retransmits++
+	}
 	r.gen++
 	r.sent = time.Now()
 	rto := p.rto
@@ -172,6 +178,7 @@ func (in *Initiator) account(r *request, tag uint32) {
 		r.cur.sample(time.Since(r.sent), &in.cfg)
 	}
 	r.cur.timeouts = 0
+	r.cur.replies++
 	if r.slot != nil {
 		r.slot.timeouts = 0
 		r.slot.grow()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -44,6 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					&cli.BoolFlag{Name: "direct", Aliases: []string{"d"}, Usage: "open FILE with O_DIRECT (bypass the page cache)"},
 					&cli.IntFlag{Name: "workers", Value: target.DefaultConfig().Workers, Usage: "parallel I/O workers"},
 					&cli.StringSliceFlag{Name: "export", Usage: "another export on the same interface, as SHELF.SLOT=FILE (repeatable)"},
+					&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile to this file"},
 				},
 				Action: func(c *cli.Context) error { return serve(c, stderr) },
 			},
@@ -193,6 +195,17 @@ func serve(c *cli.Context, stderr io.Writer) error {
 	srv, err := target.NewServer(link, cfg, exports...)
 	if err != nil {
 		return err
+	}
+	if p := c.String("cpuprofile"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	for _, e := range exports {
 		fmt.Fprintf(stderr, "serving %d.%d on %s (%s), %d sectors, %d sectors per frame\n",
