@@ -207,7 +207,7 @@ func (e *Export) configReply(req *aoe.ConfigArg, src proto.MAC, sectors int, rep
 			e.conflicts.Add(1)
 			break
 		}
-		if req.Cmd == aoe.ConfigSet && len(e.config) != 0 && !bytes.Equal(req.Config, e.config) {
+		if req.Cmd == aoe.ConfigSet && len(e.config) != 0 {
 			rep.Flags |= aoe.FlagError
 			rep.Error = aoe.ErrConfigPresent
 			break

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,66 +82,91 @@ func openDevice(t *testing.T, in *initiator.Initiator, shelf uint16, slot uint8)
 	}
 }
 
-func randomBytes(n int, seed uint64) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(seed, seed^0x5eed))
-	for i := 0; i+8 <= n; i += 8 {
+// pattern fills b with data that depends on seed and the byte offset off,
+// so any chunk can be made again for checking.
+func pattern(b []byte, seed uint64, off int64) {
+	r := rand.New(rand.NewPCG(seed, uint64(off)))
+	for i := 0; i+8 <= len(b); i += 8 {
 		v := r.Uint64()
 		for j := range 8 {
 			b[i+j] = byte(v >> (8 * j))
 		}
 	}
-	return b
 }
 
-// writeVerify writes data at 0 in 1 MiB calls, 8 at a time, reads it back
-// the same way and compares; then compares the backing file when given.
-func writeVerify(t *testing.T, d *initiator.Device, data []byte, file string) {
-	t.Helper()
-	const chunk = 1 << 20
-	var wg sync.WaitGroup
-	errs := make(chan error, len(data)/chunk+1)
-	sem := make(chan struct{}, 8)
-	each := func(f func(off int) error) {
-		for off := 0; off < len(data); off += chunk {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				if err := f(off); err != nil {
-					errs <- err
-				}
-			}()
-		}
-		wg.Wait()
+const ioChunk = 1 << 20
+
+// parallel runs f for every 1 MiB chunk of [0, size), 8 at a time, and
+// returns the first error.
+func parallel(size int64, f func(off int64, buf []byte) error) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	sem := make(chan []byte, 8)
+	for range 8 {
+		sem <- make([]byte, ioChunk)
 	}
-	each(func(off int) error {
-		_, err := d.WriteAt(data[off:min(off+chunk, len(data))], int64(off))
+	for off := int64(0); off < size; off += ioChunk {
+		buf := <-sem
+		wg.Add(1)
+		go func() {
+			defer func() { sem <- buf; wg.Done() }()
+			if err := f(off, buf[:min(ioChunk, size-off)]); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// writeVerify writes size bytes of pattern data through d in 1 MiB calls,
+// 8 at a time, flushes, reads it all back and compares, then compares the
+// backing file when one is given.
+func writeVerify(t *testing.T, d *initiator.Device, size int64, seed uint64, file string) {
+	t.Helper()
+	err := parallel(size, func(off int64, buf []byte) error {
+		pattern(buf, seed, off)
+		_, err := d.WriteAt(buf, off)
 		return err
 	})
+	if err != nil {
+		t.Fatalf("write to AoE %d.%d: %v", d.Shelf(), d.Slot(), err)
+	}
 	if err := d.Flush(); err != nil {
 		t.Fatalf("flush: %v", err)
 	}
-	got := make([]byte, len(data))
-	each(func(off int) error {
-		_, err := d.ReadAt(got[off:min(off+chunk, len(data))], int64(off))
-		return err
-	})
-	close(errs)
-	for err := range errs {
-		t.Fatalf("I/O on AoE %d.%d: %v", d.Shelf(), d.Slot(), err)
-	}
-	if !bytes.Equal(got, data) {
-		t.Fatalf("AoE %d.%d: data read back differs from data written", d.Shelf(), d.Slot())
-	}
-	if file != "" {
-		disk, err := os.ReadFile(file)
+	check := func(what string, r io.ReaderAt) {
+		t.Helper()
+		err := parallel(size, func(off int64, buf []byte) error {
+			if _, err := r.ReadAt(buf, off); err != nil {
+				return err
+			}
+			want := make([]byte, len(buf))
+			pattern(want, seed, off)
+			if !bytes.Equal(buf, want) {
+				return fmt.Errorf("%s: bytes %d to %d differ from what was written", what, off, off+int64(len(buf)))
+			}
+			return nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(disk[:len(data)], data) {
-			t.Fatalf("the backing file %s does not hold what the initiator wrote", file)
+	}
+	check(fmt.Sprintf("read back from AoE %d.%d", d.Shelf(), d.Slot()), d)
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			t.Fatal(err)
 		}
+		defer f.Close()
+		check("the backing file "+file, f)
 	}
 }
 
@@ -186,9 +213,128 @@ func TestAoEInitiatorAgainstVbladeAndOurTarget(t *testing.T) {
 					if c.wantBuffers != 0 && (paths[0].BufferCount != c.wantBuffers || paths[0].Config != c.wantConfig) {
 						t.Errorf("discovery: buffer count %d config %q; want %d %q", paths[0].BufferCount, paths[0].Config, c.wantBuffers, c.wantConfig)
 					}
-					writeVerify(t, d, randomBytes(size, c.seed), c.file)
+					writeVerify(t, d, size, c.seed, c.file)
 				})
 			}
 		})
+	}
+}
+
+// startTarget runs mvaoe serve on h and waits for its ready line.
+func startTarget(t *testing.T, h *netns.Host, mvaoe string, args ...string) *netns.Process {
+	t.Helper()
+	p := h.Start(t, mvaoe, append([]string{"serve"}, args...)...)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitOutput(ctx, "serving"); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestAoEToolsAndTsharkAgreeWithOurTarget: aoeping identifies our target,
+// aoecfg runs every config string operation against it, a MAC outside the
+// mask gets no answer, and tshark decodes the capture of it all without a
+// malformed frame.
+func TestAoEToolsAndTsharkAgreeWithOurTarget(t *testing.T) {
+	netns.RequireRoot(t)
+	needTools(t, map[string]string{"aoeping": "aoetools", "aoecfg": "aoetools", "tshark": "tshark"})
+	bin := netns.BuildBinaries(t, "./cmd/mvaoe")
+	lab := netns.New(t, netns.Config{Hosts: 2, MTU: 1500})
+	ini, tgt := lab.Hosts[0], lab.Hosts[1]
+	capture := lab.Capture(t, filepath.Join(t.TempDir(), "aoe.pcap"), proto.EtherTypeAoE)
+	file := backingFile(t, "disk.img", 8<<20)
+	startTarget(t, tgt, bin["mvaoe"], "3", "1", tgt.Iface, file)
+	startTarget(t, tgt, bin["mvaoe"], "--mac-mask", "02:00:00:00:00:99", "3", "2", tgt.Iface, backingFile(t, "masked.img", 1<<20))
+
+	tool := func(name string, args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		out, err := ini.Command(ctx, name, args...).CombinedOutput()
+		return string(out), err
+	}
+	out, err := tool("aoeping", "-s", "5", "-I", "3", "1", ini.Iface)
+	if err != nil || !strings.Contains(out, "model: mvstack AoE") || !strings.Contains(out, "serial_number: mv3.1") {
+		t.Errorf("aoeping -I 3 1: %v; want our model and serial in:\n%s", err, out)
+	}
+	if _, err := tool("aoeping", "-s", "2", "3", "2", ini.Iface); err == nil {
+		t.Error("aoeping reached 3.2, whose MAC mask leaves the initiator out")
+	}
+
+	cfg := func(cmd, s string) string {
+		t.Helper()
+		args := []string{"-c", cmd, "-t", "1"}
+		if s != "" {
+			args = append(args, "-s", s)
+		}
+		out, _ := tool("aoecfg", append(args, "3", "1", ini.Iface)...)
+		return out
+	}
+	for _, c := range []struct {
+		cmd, arg string
+		want     string // "" means no answer
+	}{
+		{"set", "vol=alpha", "vol=alpha"},
+		{"read", "", "vol=alpha"},
+		{"test", "vol=alpha", "vol=alpha"},
+		{"test", "vol=alp", ""},
+		{"prefix", "vol=", "vol=alpha"},
+		{"prefix", "nope", ""},
+		{"fset", "vol=beta", "vol=beta"},
+		{"read", "", "vol=beta"},
+	} {
+		out := cfg(c.cmd, c.arg)
+		if c.want == "" && strings.TrimSpace(out) != "" {
+			t.Errorf("aoecfg -c %s -s %q answered, want silence:\n%s", c.cmd, c.arg, out)
+		}
+		if c.want != "" && !strings.Contains(out, c.want) {
+			t.Errorf("aoecfg -c %s -s %q: want %q in:\n%s", c.cmd, c.arg, c.want, out)
+		}
+	}
+	if out := cfg("set", "vol=gamma"); strings.Contains(out, "vol=gamma") {
+		t.Errorf("aoecfg -c set over a present string took effect:\n%s", out)
+	}
+	if out := cfg("read", ""); !strings.Contains(out, "vol=beta") {
+		t.Errorf("config string after a refused set:\n%s", out)
+	}
+
+	// Our initiator: I/O, an error reply and a reservation, for the capture.
+	in := aoeInitiator(t, ini)
+	d := openDevice(t, in, 3, 1)
+	writeVerify(t, d, 1<<20, 7, file)
+	if _, err := d.WriteAt(make([]byte, 1024), 8<<20-512); !errors.Is(err, initiator.ErrOutOfRange) {
+		t.Errorf("write across the end: %v", err)
+	}
+	if _, err := d.Reserve(t.Context(), []proto.MAC{ini.MAC}, false); err != nil {
+		t.Errorf("reserve: %v", err)
+	}
+	if _, err := d.Reserve(t.Context(), nil, false); err != nil {
+		t.Errorf("release: %v", err)
+	}
+	if found, _ := in.Discover(t.Context(), 3, 2); len(found) != 0 {
+		t.Errorf("discovery found the masked export 3.2: %+v", found)
+	}
+
+	if err := capture.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	count := func(filter string) int {
+		t.Helper()
+		out, err := exec.CommandContext(ctx, "tshark", "-r", capture.Path, "-Y", filter).Output()
+		if err != nil {
+			t.Fatalf("tshark -Y %s: %v", filter, err)
+		}
+		return strings.Count(string(out), "\n")
+	}
+	if n := count("aoe"); n < 1000 {
+		t.Errorf("tshark decoded %d AoE frames, want the whole exchange (over 1000)", n)
+	}
+	if n := count("_ws.malformed || _ws.expert.severity == error"); n != 0 {
+		t.Errorf("tshark finds %d malformed AoE frames", n)
+	}
+	if n := count("aoe.cmd == 1 && aoe.response == 1"); n == 0 {
+		t.Error("tshark saw no Query Config response")
 	}
 }
