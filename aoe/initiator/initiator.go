@@ -207,8 +207,11 @@ func (in *Initiator) reply(link int, src proto.MAC, f *aoe.Frame) {
 	in.mu.Lock()
 	if r := in.pending[f.Tag]; r != nil && r.from(link, src) {
 		in.unpend(r)
-		in.account(r, f.Tag)
+		resend := in.account(r, f.Tag)
 		in.mu.Unlock()
+		for _, s := range resend {
+			in.write(s.b, s.link, s.dst)
+		}
 		in.finish(r, f, nil)
 		return
 	}

@@ -22,6 +22,24 @@ type path struct {
 	lastCut           time.Time
 
 	sent, retransmits, replies uint64
+
+	seq uint64     // transmissions on this path, numbering them
+	out []*request // requests whose latest transmission is on this path, in send order
+}
+
+// dupThresh is how many requests sent after r on the same path must be
+// answered before r is taken for lost and retransmitted at once, without
+// waiting for its timer (fast retransmit). The target runs requests in
+// parallel, so a few replies overtake each other even without loss.
+const dupThresh = 4
+
+func (p *path) forget(r *request) {
+	for i, q := range p.out {
+		if q == r {
+			p.out = append(p.out[:i], p.out[i+1:]...)
+			return
+		}
+	}
 }
 
 func newPath(info TargetInfo, link proto.Link, cfg *Config) *path {
@@ -62,17 +80,20 @@ func (p *path) grow() {
 
 // request is one AoE request until its reply, its timeout or Close.
 type request struct {
-	dev      *Device
-	frame    aoe.Frame
-	slot     *path // holds a window slot, or nil
-	cur      *path // path of the latest transmission
-	tags     []uint32
-	sent     time.Time // of the latest transmission
-	retries  int
-	deadline time.Time
-	timer    *time.Timer
-	gen      int
-	done     bool
+	dev       *Device
+	frame     aoe.Frame
+	slot      *path // holds a window slot, or nil
+	cur       *path // path of the latest transmission
+	tags      []uint32
+	sent      time.Time // of the latest transmission
+	retries   int
+	deadline  time.Time
+	timer     *time.Timer
+	gen       int
+	done      bool
+	seq       uint64 // of the latest transmission on cur
+	overtaken int    // later requests on cur answered since
+	fast      bool   // fast-retransmitted already
 	// cb runs once, with the reply (valid only during the call) or an error.
 	cb func(f *aoe.Frame, err error)
 }
@@ -110,7 +131,13 @@ func (in *Initiator) transmit(r *request, p *path) (*[]byte, proto.Link, proto.M
 	tag := in.tag()
 	r.tags = append(r.tags, tag)
 	in.pending[tag] = r
+	if r.cur != nil {
+		r.cur.forget(r)
+	}
 	r.cur = p
+	p.seq++
+	r.seq, r.overtaken = p.seq, 0
+	p.out = append(p.out, r)
 	p.sent++
 	if r.retries > 0 {
 		p.retransmits++
@@ -159,6 +186,9 @@ func (in *Initiator) write(bp *[]byte, l proto.Link, dst proto.MAC) {
 // slot. It runs under in.mu.
 func (in *Initiator) unpend(r *request) {
 	r.done = true
+	if r.cur != nil {
+		r.cur.forget(r)
+	}
 	for _, t := range r.tags {
 		delete(in.pending, t)
 	}
@@ -171,17 +201,56 @@ func (in *Initiator) unpend(r *request) {
 	}
 }
 
+// sendable is a marshalled frame to write once in.mu is released.
+type sendable struct {
+	b    *[]byte
+	link proto.Link
+	dst  proto.MAC
+}
+
 // account learns from a reply to r: a round-trip sample when r was sent
-// once, and a wider window. It runs under in.mu.
-func (in *Initiator) account(r *request, tag uint32) {
+// once, a wider window, and which earlier requests on the path the reply
+// overtook; those overtaken dupThresh times are retransmitted now. It runs
+// under in.mu and returns the frames to write after it.
+func (in *Initiator) account(r *request, tag uint32) []sendable {
+	p := r.cur
 	if r.retries == 0 {
-		r.cur.sample(time.Since(r.sent), &in.cfg)
+		p.sample(time.Since(r.sent), &in.cfg)
 	}
-	r.cur.timeouts = 0
-	r.cur.replies++
+	p.timeouts = 0
+	p.replies++
 	if r.slot != nil {
 		r.slot.timeouts = 0
 		r.slot.grow()
+	}
+	var lost []*request
+	for _, q := range p.out {
+		if q.seq >= r.seq {
+			break
+		}
+		q.overtaken++
+		if q.overtaken >= dupThresh && !q.fast {
+			q.fast = true
+			lost = append(lost, q)
+		}
+	}
+	var out []sendable
+	for _, q := range lost {
+		in.cut(q, time.Now())
+		q.retries++
+		b, l, dst := in.transmit(q, q.cur)
+		out = append(out, sendable{b, l, dst})
+	}
+	return out
+}
+
+// cut halves the window of r's slot, at most once per round trip: only
+// for a request sent after the last cut.
+func (in *Initiator) cut(r *request, now time.Time) {
+	if s := r.slot; s != nil && r.sent.After(s.lastCut) {
+		s.ssthresh = max(s.cwnd/2, 1)
+		s.cwnd = s.ssthresh
+		s.lastCut = now
 	}
 }
 
@@ -201,12 +270,7 @@ func (in *Initiator) timeout(r *request, gen int) {
 	now := time.Now()
 	p := r.cur
 	p.timeouts++
-	p.rto = min(p.rto*2, in.cfg.MaxRTO)
-	if s := r.slot; s != nil && r.sent.After(s.lastCut) {
-		s.ssthresh = max(s.cwnd/2, 1)
-		s.cwnd = s.ssthresh
-		s.lastCut = now
-	}
+	in.cut(r, now)
 	if now.After(r.deadline) {
 		in.unpend(r)
 		in.mu.Unlock()
