@@ -1,0 +1,122 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mvstack/mvstack/node/agent"
+)
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	def := agent.DefaultConfig()
+	return &cli.App{
+		Name:  "mvnode",
+		Usage: "the MicroVisor node daemon: runs domains and answers the control protocol",
+		UsageText: "mvnode --config /etc/mvstack/mvnode.json\n" +
+			"mvnode --iface eth0 --driver sim --sim-hardware 2x16x2,256G,4 --rack r1 --chassis c1 --blade b1",
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "JSON config file (flags override it)"},
+			&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, Usage: "management interface; its MAC is the node's identity"},
+			&cli.StringFlag{Name: "key", Value: def.KeyFile, Usage: "cluster key file"},
+			&cli.StringFlag{Name: "driver", Value: def.Driver, Usage: "domain driver: sim or qemu"},
+			&cli.StringFlag{Name: "sim-hardware", Usage: "declared hardware SOCKETSxCORESxTHREADS[,MEMORY[,DISKS]] (a sim node declares 2x16x2,256G,4 without it; a qemu node probes the machine)"},
+			&cli.StringFlag{Name: "rack", Usage: "where the node sits: rack"},
+			&cli.StringFlag{Name: "chassis", Usage: "where the node sits: chassis"},
+			&cli.StringFlag{Name: "blade", Usage: "where the node sits: blade"},
+			&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics on this HTTP address, e.g. 127.0.0.1:9101"},
+			&cli.StringFlag{Name: "state-dir", Usage: "keep the highest controller term and the domains to run here across restarts"},
+			&cli.StringFlag{Name: "controller", Usage: "send heartbeats to the controller at this MAC"},
+			&cli.DurationFlag{Name: "heartbeat-interval", Value: time.Duration(def.HeartbeatInterval), Usage: "how often heartbeats go out"},
+			&cli.DurationFlag{Name: "tolerance", Value: time.Duration(def.Tolerance), Usage: "how long a silent peer is waited for"},
+			&cli.IntFlag{Name: "cpu-overcommit", Value: def.CPUOvercommit, Usage: "vCPUs per pCPU for the whole node, 1..8"},
+			&cli.StringSliceFlag{Name: "drive-file", Usage: "a file reported as a drive (repeatable)"},
+			&cli.StringFlag{Name: "qemu-binary", Usage: "qemu-system-x86_64 to run guests with (qemu driver)"},
+			&cli.StringFlag{Name: "run-dir", Usage: "where QEMU guests' sockets and logs go (qemu driver)"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		},
+		Action: serve,
+	}
+}
+
+// config builds the agent's config: defaults, then the file, then flags.
+func config(c *cli.Context) (agent.Config, error) {
+	cfg := agent.DefaultConfig()
+	if p := c.String("config"); p != "" {
+		var err error
+		if cfg, err = agent.LoadConfig(p); err != nil {
+			return cfg, err
+		}
+	}
+	str := func(name string, dst *string) {
+		if c.IsSet(name) {
+			*dst = c.String(name)
+		}
+	}
+	str("iface", &cfg.Iface)
+	str("key", &cfg.KeyFile)
+	str("driver", &cfg.Driver)
+	str("rack", &cfg.Location.Rack)
+	str("chassis", &cfg.Location.Chassis)
+	str("blade", &cfg.Location.Blade)
+	str("metrics-addr", &cfg.MetricsAddr)
+	str("state-dir", &cfg.StateDir)
+	str("controller", &cfg.Controller)
+	str("qemu-binary", &cfg.QEMU.Binary)
+	str("run-dir", &cfg.QEMU.RunDir)
+	if c.IsSet("heartbeat-interval") {
+		cfg.HeartbeatInterval = agent.Duration(c.Duration("heartbeat-interval"))
+	}
+	if c.IsSet("tolerance") {
+		cfg.Tolerance = agent.Duration(c.Duration("tolerance"))
+	}
+	if c.IsSet("cpu-overcommit") {
+		cfg.CPUOvercommit = c.Int("cpu-overcommit")
+	}
+	if c.IsSet("drive-file") {
+		cfg.DriveFiles = c.StringSlice("drive-file")
+	}
+	if c.IsSet("sim-hardware") {
+		hw, err := agent.ParseSimHardware(c.String("sim-hardware"))
+		if err != nil {
+			return cfg, fmt.Errorf("--sim-hardware: %w", err)
+		}
+		cfg.SimHardware = &hw
+	}
+	return cfg, nil
+}
+
+func serve(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: mvnode takes flags only", c.Args().Slice())
+	}
+	cfg, err := config(c)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+	if cfg.Driver == agent.DriverQEMU {
+		cfg.NewDriver = newQEMUDriver
+	}
+	a, err := agent.New(cfg)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(c.Context) }()
+	// Tests and operators wait for this line.
+	fmt.Fprintf(c.App.Writer, "mvnode: node %s (%s) answering on %s, driver %s, %d pCPUs, %d MiB\n",
+		a.NodeID(), a.Addr(), cfg.Iface, a.Inventory().Hypervisor, a.Inventory().PCPUs(), a.Inventory().Memory>>20)
+	err = <-done
+	fmt.Fprintf(c.App.Writer, "mvnode: node %s stopped at %s\n", a.NodeID(), time.Now().UTC().Format(time.RFC3339))
+	return err
+}
