@@ -464,3 +464,75 @@ func TestAoEKill9KeepsAckedWrites(t *testing.T) {
 		checkBlock(o)
 	}
 }
+
+// TestAoENBDFrontEnd serves an AoE device (our initiator against our
+// target) as an NBD export and drives it with qemu-img, qemu-io, nbdinfo,
+// nbdcopy and fio's nbd engine.
+func TestAoENBDFrontEnd(t *testing.T) {
+	netns.RequireRoot(t)
+	needTools(t, map[string]string{"qemu-img": "qemu-utils", "qemu-io": "qemu-utils", "nbdinfo": "libnbd-bin", "nbdcopy": "libnbd-bin", "fio": "fio"})
+	bin := netns.BuildBinaries(t, "./cmd/mvaoe")
+	lab := netns.New(t, netns.Config{Hosts: 2, MTU: 9000})
+	ini, tgt := lab.Hosts[0], lab.Hosts[1]
+	const size = 64 << 20
+	file := backingFile(t, "disk.img", size)
+	startTarget(t, tgt, bin["mvaoe"], "6", "1", tgt.Iface, file)
+	sock := filepath.Join(t.TempDir(), "aoe.sock")
+	front := ini.Start(t, bin["mvaoe"], "nbd", "--iface", ini.Iface, "--name", "vol", "6.1", sock)
+	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Second)
+	defer cancel()
+	if err := front.WaitOutput(ctx, "serving AoE 6.1"); err != nil {
+		t.Fatal(err)
+	}
+	uri := "nbd+unix:///vol?socket=" + sock
+	img := "driver=nbd,path=" + sock + ",export=vol"
+	run := func(name string, args ...string) string {
+		t.Helper()
+		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if out := run("nbdinfo", uri); !strings.Contains(out, fmt.Sprintf("export-size: %d", size)) {
+		t.Errorf("nbdinfo does not report %d bytes:\n%s", size, out)
+	}
+	if out := run("qemu-img", "info", "--output=json", "--image-opts", img); !strings.Contains(out, fmt.Sprintf(`"virtual-size": %d`, size)) {
+		t.Errorf("qemu-img info:\n%s", out)
+	}
+	run("qemu-io", "--image-opts", img, "-c", "write -P 0x5a 1000 300000", "-c", "write -P 0xc3 60M 1M", "-c", "flush")
+	run("qemu-io", "--image-opts", "-r", img, "-c", "read -P 0x5a 1000 300000", "-c", "read -P 0xc3 60M 1M", "-c", "read -P 0 0 1000")
+
+	// nbdcopy 64 MiB (the whole export) in and out, byte for byte.
+	const copySize = size
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	data := make([]byte, copySize)
+	pattern(data, 17, 0)
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("nbdcopy", src, uri)
+	run("nbdcopy", uri, dst)
+	got, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("nbdcopy: 64 MiB copied in and out differ")
+	}
+	disk, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(disk[:copySize], data) {
+		t.Fatal("the target's file does not hold what nbdcopy wrote")
+	}
+
+	// fio's nbd engine, random reads and writes with verification.
+	out := run("fio", "--name=aoe", "--ioengine=nbd", "--uri="+uri, "--rw=randrw", "--bs=4k", "--iodepth=16",
+		"--size=16m", "--verify=crc32c", "--verify_fatal=1", "--do_verify=1", "--output-format=json")
+	if !strings.Contains(out, `"error" : 0`) {
+		t.Errorf("fio randrw verify did not finish cleanly:\n%s", out)
+	}
+}
