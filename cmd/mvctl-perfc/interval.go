@@ -51,6 +51,7 @@ func poll(ctx context.Context, client *perfcrpc.Client, o options, w io.Writer) 
 	defer tick.Stop()
 	if !o.json {
 		fmt.Fprintf(w, "# node %s (%s), every %v; counts are increases over the interval\n", o.node.NodeID(), o.node, o.interval)
+		fmt.Fprintf(w, "%-14s %14s %14s  %-10s %s\n", "#  time", "counts", "rate", "unit", "counter")
 	}
 	enc := json.NewEncoder(w)
 	for i := 0; o.count == 0 || i < o.count; i++ {
