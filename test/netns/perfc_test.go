@@ -35,21 +35,7 @@ func standInNode(t *testing.T, h *netns.Host, keyFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var link *proto.PacketLink
-	if err := h.Do(func() (err error) {
-		link, err = proto.OpenPacketLink(h.Iface, proto.EtherTypeControl, nil)
-		return err
-	}); err != nil {
-		t.Fatalf("%s: %v", h, err)
-	}
-	cfg := proto.DefaultConfig()
-	cfg.Keys = keys
-	ep, err := proto.NewEndpoint(link, cfg)
-	if err != nil {
-		link.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ep.Close() })
+	ep := endpointOn(t, h, keys) // proto_test.go: a real AF_PACKET socket in h's namespace
 	set, err := perfc.NewSet(nil)
 	if err != nil {
 		t.Fatal(err)
