@@ -232,6 +232,14 @@ func TestMvctlPerfcCountsResetsAndRefusesOverVeth(t *testing.T) {
 		}
 	}
 
+	// Names and domains the node does not have.
+	if out, err := cli.run(ctx, "--perfc-get", "proto.no_such"); err == nil || !strings.Contains(out, `no metric "proto.no_such"`) {
+		t.Errorf("--perfc-get of an unknown name: %v\n%s", err, out)
+	}
+	if out, err := cli.run(ctx, "--perfc-dump", "-d", "9"); err == nil || !strings.Contains(out, `domain "dn9"`) {
+		t.Errorf("--perfc-dump -d 9 without such a domain: %v\n%s", err, out)
+	}
+
 	// A node that is not there.
 	absent := cli
 	absent.node = proto.MAC{0x02, 0xde, 0xad, 0, 0, 0x01}
