@@ -184,6 +184,18 @@ func (e *Export) mayChange(src proto.MAC) bool {
 	return len(e.reserved) == 0 || slices.Contains(e.reserved, src)
 }
 
+// refuse answers error 6 when src is not on a non-empty reserve list. It
+// runs under e.mu.
+func (e *Export) refuse(src proto.MAC, rep *aoe.Frame) bool {
+	if len(e.reserved) == 0 || slices.Contains(e.reserved, src) {
+		return false
+	}
+	rep.Flags |= aoe.FlagError
+	rep.Error = aoe.ErrTargetReserved
+	e.conflicts.Add(1)
+	return true
+}
+
 // configReply handles a Query Config request. It returns false when the
 // request must go unanswered (a failed test or prefix match).
 func (e *Export) configReply(req *aoe.ConfigArg, src proto.MAC, sectors int, rep *aoe.Frame) (answer bool) {
@@ -201,10 +213,7 @@ func (e *Export) configReply(req *aoe.ConfigArg, src proto.MAC, sectors int, rep
 			return false
 		}
 	case aoe.ConfigSet, aoe.ConfigForceSet:
-		if len(e.reserved) != 0 && !slices.Contains(e.reserved, src) {
-			rep.Flags |= aoe.FlagError
-			rep.Error = aoe.ErrTargetReserved
-			e.conflicts.Add(1)
+		if e.refuse(src, rep) {
 			break
 		}
 		if req.Cmd == aoe.ConfigSet && len(e.config) != 0 {
@@ -237,10 +246,7 @@ func (e *Export) maskReply(req *aoe.MACMaskArg, src proto.MAC, rep *aoe.Frame) {
 	switch req.Cmd {
 	case aoe.MaskRead:
 	case aoe.MaskEdit:
-		if len(e.reserved) != 0 && !slices.Contains(e.reserved, src) {
-			rep.Flags |= aoe.FlagError
-			rep.Error = aoe.ErrTargetReserved
-			e.conflicts.Add(1)
+		if e.refuse(src, rep) {
 			break
 		}
 	edit:
@@ -281,10 +287,7 @@ func (e *Export) reserveReply(req *aoe.ReserveArg, src proto.MAC, rep *aoe.Frame
 	switch req.Cmd {
 	case aoe.ReserveRead:
 	case aoe.ReserveSet:
-		if len(e.reserved) != 0 && !slices.Contains(e.reserved, src) {
-			rep.Flags |= aoe.FlagError
-			rep.Error = aoe.ErrTargetReserved
-			e.conflicts.Add(1)
+		if e.refuse(src, rep) {
 			break
 		}
 		e.reserved = slices.Clone(req.MACs)

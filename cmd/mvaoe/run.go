@@ -231,7 +231,9 @@ func newInitiator(c *cli.Context, stderr io.Writer) (*initiator.Initiator, func(
 	return in, func() { in.Close(); closeLinks() }, nil
 }
 
-func discover(c *cli.Context, stdout, stderr io.Writer) error {
+// discoverAll broadcasts a Query Config on the --iface links and calls
+// show with what answered; it fails when nothing did.
+func discoverAll(c *cli.Context, stderr io.Writer, show func(in *initiator.Initiator, found []initiator.TargetInfo, ifaces []string) error) error {
 	in, done, err := newInitiator(c, stderr)
 	if err != nil {
 		return err
@@ -242,57 +244,54 @@ func discover(c *cli.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	ifaces := c.StringSlice("iface")
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET\tMAC\tIFACE\tBUFFERS\tSECTORS/FRAME\tFIRMWARE\tCONFIG")
-	for _, t := range found {
-		fmt.Fprintf(tw, "%d.%d\t%s\t%s\t%d\t%d\t%#04x\t%q\n", t.Shelf, t.Slot, t.MAC, ifaces[t.Link], t.BufferCount, t.SectorsPerFrame, t.Firmware, t.Config)
+	if err := show(in, found, ifaces); err != nil {
+		return err
 	}
-	tw.Flush()
 	if len(found) == 0 {
 		return fmt.Errorf("no AoE target answered on %s", strings.Join(ifaces, ", "))
 	}
 	return nil
 }
 
+func discover(c *cli.Context, stdout, stderr io.Writer) error {
+	return discoverAll(c, stderr, func(_ *initiator.Initiator, found []initiator.TargetInfo, ifaces []string) error {
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TARGET\tMAC\tIFACE\tBUFFERS\tSECTORS/FRAME\tFIRMWARE\tCONFIG")
+		for _, t := range found {
+			fmt.Fprintf(tw, "%d.%d\t%s\t%s\t%d\t%d\t%#04x\t%q\n", t.Shelf, t.Slot, t.MAC, ifaces[t.Link], t.BufferCount, t.SectorsPerFrame, t.Firmware, t.Config)
+		}
+		return tw.Flush()
+	})
+}
+
 func stat(c *cli.Context, stdout, stderr io.Writer) error {
-	in, done, err := newInitiator(c, stderr)
-	if err != nil {
-		return err
-	}
-	defer done()
-	found, err := in.Discover(c.Context, aoe.BroadcastShelf, aoe.BroadcastSlot)
-	if err != nil {
-		return err
-	}
-	ifaces := c.StringSlice("iface")
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET\tSIZE\tMODEL\tSERIAL\tPATHS")
-	seen := map[[2]int]bool{}
-	var errs []error
-	for _, t := range found {
-		k := [2]int{int(t.Shelf), int(t.Slot)}
-		if seen[k] {
-			continue
+	return discoverAll(c, stderr, func(in *initiator.Initiator, found []initiator.TargetInfo, ifaces []string) error {
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TARGET\tSIZE\tMODEL\tSERIAL\tPATHS")
+		seen := map[[2]int]bool{}
+		var errs []error
+		for _, t := range found {
+			k := [2]int{int(t.Shelf), int(t.Slot)}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			d, err := in.Open(c.Context, t.Shelf, t.Slot)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			var paths []string
+			for _, p := range d.Paths() {
+				paths = append(paths, fmt.Sprintf("%s@%s", p.MAC, ifaces[p.Link]))
+			}
+			id := d.Identity()
+			fmt.Fprintf(tw, "%d.%d\t%.3f GB\t%s\t%s\t%s\n", t.Shelf, t.Slot, float64(d.Size())/1e9, id.Model, id.Serial, strings.Join(paths, ","))
+			d.Close()
 		}
-		seen[k] = true
-		d, err := in.Open(c.Context, t.Shelf, t.Slot)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		var paths []string
-		for _, p := range d.Paths() {
-			paths = append(paths, fmt.Sprintf("%s@%s", p.MAC, ifaces[p.Link]))
-		}
-		id := d.Identity()
-		fmt.Fprintf(tw, "%d.%d\t%.3f GB\t%s\t%s\t%s\n", t.Shelf, t.Slot, float64(d.Size())/1e9, id.Model, id.Serial, strings.Join(paths, ","))
-		d.Close()
-	}
-	tw.Flush()
-	if len(found) == 0 {
-		return fmt.Errorf("no AoE target answered on %s", strings.Join(ifaces, ", "))
-	}
-	return errors.Join(errs...)
+		tw.Flush()
+		return errors.Join(errs...)
+	})
 }
 
 // serveNBD serves an AoE device as an NBD export.
