@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Markers the guest prints on its serial console.
@@ -56,6 +57,10 @@ type Config struct {
 	// Busybox is a statically linked busybox. Default: /bin/busybox
 	// (Debian's busybox-static).
 	Busybox string
+	// Recheck is how long a built guest is used without asking apt
+	// whether the kernel package has a newer version (apt-cache takes
+	// seconds). 0 asks every time.
+	Recheck time.Duration
 	Logger  *slog.Logger
 }
 
@@ -65,7 +70,8 @@ func DefaultConfig() Config {
 	if err != nil {
 		dir = os.TempDir()
 	}
-	return Config{CacheDir: filepath.Join(dir, "mvstack", "guest"), Package: "linux-image-amd64", Busybox: "/bin/busybox"}
+	return Config{CacheDir: filepath.Join(dir, "mvstack", "guest"), Package: "linux-image-amd64", Busybox: "/bin/busybox",
+		Recheck: 24 * time.Hour}
 }
 
 // Validate checks the config.
@@ -158,6 +164,10 @@ func Build(ctx context.Context, cfg Config) (Guest, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	current := filepath.Join(cfg.CacheDir, cfg.Package+".current")
+	if g, ok := recent(current, cfg.Recheck); ok {
+		return g, nil
+	}
 	pkg, version, err := resolve(ctx, cfg.Package)
 	if err != nil {
 		return Guest{}, err
@@ -175,6 +185,7 @@ func Build(ctx context.Context, cfg Config) (Guest, error) {
 	dir := filepath.Join(cfg.CacheDir, key)
 	g := Guest{Kernel: filepath.Join(dir, "vmlinux"), Initrd: filepath.Join(dir, "initrd.cpio"), Version: pkg + " " + version}
 	if exists(g.Kernel) && exists(g.Initrd) {
+		remember(current, g)
 		return g, nil
 	}
 	if os.Geteuid() != 0 {
@@ -230,7 +241,34 @@ func Build(ctx context.Context, cfg Config) (Guest, error) {
 	if err := os.Rename(out, dir); err != nil && !exists(g.Kernel) { // a concurrent build may have won
 		return Guest{}, fmt.Errorf("guest: %w", err)
 	}
+	remember(current, g)
 	return g, nil
+}
+
+// recent returns the guest recorded in current when the record is younger
+// than maxAge and its files exist.
+func recent(current string, maxAge time.Duration) (Guest, bool) {
+	st, err := os.Stat(current)
+	if err != nil || maxAge <= 0 || time.Since(st.ModTime()) > maxAge {
+		return Guest{}, false
+	}
+	b, err := os.ReadFile(current)
+	if err != nil {
+		return Guest{}, false
+	}
+	f := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(f) != 3 || !exists(f[0]) || !exists(f[1]) {
+		return Guest{}, false
+	}
+	return Guest{Kernel: f[0], Initrd: f[1], Version: f[2]}, true
+}
+
+// remember records g as the current guest (best effort).
+func remember(current string, g Guest) {
+	tmp := current + ".tmp"
+	if os.WriteFile(tmp, []byte(g.Kernel+"\n"+g.Initrd+"\n"+g.Version+"\n"), 0o644) == nil {
+		os.Rename(tmp, current)
+	}
 }
 
 // initramfs returns the cpio archive: /init, /bin/busybox, /dev/console
