@@ -258,3 +258,24 @@ func spec(k Kind, step, heartbeat uint64, rras []rrd.RRA) rrd.Spec {
 	}
 	return s
 }
+
+// Updates returns the series updates the aggregator makes of a frame from
+// a node (its id, proto.MAC.NodeID): one per entity record, named as the
+// files are ("7a77f9af/dn1/vif/0.rrd"). Benchmarks and tools use it to
+// feed other stores the same updates.
+func Updates(node string, f *statframe.Frame) []rrd.Update {
+	ss := samples(node, f)
+	out := make([]rrd.Update, 0, len(ss))
+	for i := range ss {
+		if ss[i].raw != nil {
+			out = append(out, rrd.Update{Name: ss[i].name + ".rrd", Time: rrdTime(ss[i].t), Values: ss[i].values()})
+		}
+	}
+	return out
+}
+
+// KindOf returns the kind of an entity or file name.
+func KindOf(name string) (Kind, error) { return kindOf(strings.TrimSuffix(name, ".rrd")) }
+
+// Spec returns the RRD definition of a kind's new files.
+func (c Config) Spec(k Kind) rrd.Spec { return spec(k, c.Step, c.Heartbeat, c.RRA) }
