@@ -185,7 +185,9 @@ func benchRRA() []rrd.RRA {
 	return out
 }
 
-func nodeMAC(n int) proto.MAC { return proto.MAC{0x0c, 0xc4, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)} }
+func nodeMAC(n int) proto.MAC {
+	return proto.MAC{0x0c, 0xc4, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+}
 
 // nodeRecords is node n's sample r at t.
 func nodeRecords(n, r int, t time.Time) []statframe.Record {
