@@ -23,8 +23,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage:     "manage MicroVisor nodes over raw Ethernet",
 		Writer:    stdout,
 		ErrWriter: stderr,
-		Flags:     commonFlags(),
-		Commands:  []*cli.Command{keygenCommand(), discoverCommand(), pingCommand(), responderCommand()},
+		Flags:     append(commonFlags(), mvmacFlag()),
+		Commands:  append([]*cli.Command{keygenCommand(), discoverCommand(), pingCommand(), responderCommand()}, nodeCommands()...),
 		// Errors are printed once, by main.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
@@ -125,7 +125,7 @@ func defaultInterface() (string, error) {
 
 // mvmac parses the --mvmac flag.
 func mvmac(c *cli.Context) (proto.MAC, error) {
-	s := c.String("mvmac")
+	s := optString(c, "mvmac")
 	if s == "" {
 		return proto.MAC{}, errors.New("--mvmac is required: the node's management MAC, e.g. --mvmac 0cc47a77f9af")
 	}
