@@ -136,14 +136,20 @@ func TestGuestBootsPinnedWithTwoVNodes(t *testing.T) {
 	ev := &events{ch: make(chan domain.Event, 32)}
 	d, _ := newDriver(t, ev)
 	ctx := context.Background()
-	disk := filepath.Join(t.TempDir(), "disk.img")
-	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
+	// vda: an NBD export on a unix socket (qemu-nbd serving a file), the
+	// way the node's volume client hands disks to QEMU; vdb: a local file.
+	dir := t.TempDir()
+	disk, seed := filepath.Join(dir, "disk.img"), filepath.Join(dir, "seed.img")
+	for _, f := range []string{disk, seed} {
+		if err := os.WriteFile(f, make([]byte, 1<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
+	nbd := serveNBD(t, disk, filepath.Join(dir, "nbd.sock"))
 	spec := domain.Spec{ID: 1, VCPUs: 2, Topology: domain.Topology{Sockets: 2, Cores: 1, Threads: 1}, Memory: 256 << 20,
 		VNodes: domain.SplitVNodes(2, 256<<20, 2, []int{0}),
 		Pin:    []int{1, 0},
-		Disks:  []domain.Disk{{File: disk}},
+		Disks:  []domain.Disk{{NBD: nbd}, {File: seed, ReadOnly: true}},
 		Boot:   domain.Boot{Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: guest.Cmdline(guest.ArgDisk + "hello")}}
 	if _, err := d.Create(ctx, spec); err != nil {
 		t.Fatal(err)
@@ -181,7 +187,7 @@ func TestGuestBootsPinnedWithTwoVNodes(t *testing.T) {
 		t.Errorf("show numa does not match the -numa layout:\n%s", show.String())
 	}
 	st, err := d.Stats(ctx, 1)
-	if err != nil || len(st.VBDs) != 1 || st.VBDs[0].WriteReqs == 0 || len(st.VCPUs) != 2 {
+	if err != nil || len(st.VBDs) != 2 || st.VBDs[0].WriteReqs == 0 || st.VBDs[0].Backing != "nbd" || len(st.VCPUs) != 2 {
 		t.Errorf("Stats = %+v, %v", st, err)
 	}
 
@@ -203,6 +209,69 @@ func TestGuestBootsPinnedWithTwoVNodes(t *testing.T) {
 		if x := <-ev.ch; x.State == domain.StateCrashed {
 			t.Errorf("a clean shutdown was reported crashed: %+v", x)
 		}
+	}
+}
+
+// serveNBD exports file on a unix socket with qemu-nbd until the test ends.
+func serveNBD(t *testing.T, file, sock string) string {
+	t.Helper()
+	if _, err := exec.LookPath("qemu-nbd"); err != nil {
+		t.Skip("needs qemu-nbd (apt qemu-utils)")
+	}
+	cmd := exec.Command("qemu-nbd", "--socket="+sock, "--format=raw", "--persistent", "--cache=none", "--aio=threads", file)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			return sock
+		}
+		select {
+		case <-exited:
+			t.Fatal("qemu-nbd exited")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("qemu-nbd opened no socket within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond) // polling a real process's socket
+	}
+}
+
+// TestNICOnTap gives a domain a NIC: QEMU attaches it to a tap that lives
+// as long as the domain runs.
+func TestNICOnTap(t *testing.T) {
+	requireQEMU(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_NET_ADMIN) to create a tap: run as root")
+	}
+	t.Parallel()
+	d, _ := newDriver(t, nil)
+	ctx := context.Background()
+	tap := fmt.Sprintf("mvt%d", os.Getpid()%100000)
+	mac, _ := proto.ParseMAC("52:54:00:12:34:56")
+	if _, err := d.Create(ctx, domain.Spec{ID: 3, VCPUs: 1, Memory: 64 << 20, NICs: []domain.NIC{{MAC: mac, Tap: tap}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Do(ctx, 3, domain.OpStart); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/sys/class/net/" + tap); err != nil {
+		t.Errorf("tap %s missing while dn3 runs: %v", tap, err)
+	}
+	st, err := d.Stats(ctx, 3)
+	if err != nil || len(st.VIFs) != 1 {
+		t.Errorf("Stats VIFs = %+v, %v", st.VIFs, err)
+	}
+	if _, err := d.Do(ctx, 3, domain.OpDestroy); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/sys/class/net/" + tap); err == nil {
+		t.Errorf("tap %s outlived its domain", tap)
 	}
 }
 
