@@ -323,6 +323,15 @@ func (l *Ledger) Placement(id int) (*Placement, error) {
 	return clonePlacement(p), nil
 }
 
+// NUMA returns domain id's placement as "show numa" reports it.
+func (l *Ledger) NUMA(id int) (NUMAInfo, error) {
+	p, err := l.Placement(id)
+	if err != nil {
+		return NUMAInfo{}, err
+	}
+	return p.NUMA(), nil
+}
+
 // Release returns domain id's resources; releasing an unknown id is a no-op.
 func (l *Ledger) Release(id int) {
 	l.mu.Lock()

@@ -4,9 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mvstack/mvstack/node/inventory"
 )
 
 // PageSize is the unit "show numa" counts memory in.
@@ -137,22 +138,4 @@ func FormatNUMA(w io.Writer, prefix string, domains ...NUMAInfo) error {
 }
 
 // vcpuRuns writes ascending vCPU numbers as space-separated runs: "0-15 20".
-func vcpuRuns(v []int) string {
-	var b strings.Builder
-	for i := 0; i < len(v); {
-		j := i
-		for j+1 < len(v) && v[j+1] == v[j]+1 {
-			j++
-		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(strconv.Itoa(v[i]))
-		if j > i {
-			b.WriteByte('-')
-			b.WriteString(strconv.Itoa(v[j]))
-		}
-		i = j + 1
-	}
-	return b.String()
-}
+func vcpuRuns(v []int) string { return strings.ReplaceAll(inventory.FormatCPUList(v), ",", " ") }

@@ -502,11 +502,7 @@ func (d *Driver) VCPUs(ctx context.Context, id int) ([]domain.VCPUInfo, error) {
 // NUMA reports the domain's memory per host node and its vnode layout, as
 // given to QEMU with -numa.
 func (d *Driver) NUMA(ctx context.Context, id int) (domain.NUMAInfo, error) {
-	p, err := d.cfg.Ledger.Placement(id)
-	if err != nil {
-		return domain.NUMAInfo{}, err
-	}
-	return p.NUMA(), nil
+	return d.cfg.Ledger.NUMA(id)
 }
 
 // Console returns the tail of the serial console (at most ConsoleSize).

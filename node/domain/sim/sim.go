@@ -255,11 +255,7 @@ func (d *Driver) VCPUs(ctx context.Context, id int) ([]domain.VCPUInfo, error) {
 
 // NUMA reports the domain's memory per host node and vnode layout.
 func (d *Driver) NUMA(ctx context.Context, id int) (domain.NUMAInfo, error) {
-	p, err := d.cfg.Ledger.Placement(id)
-	if err != nil {
-		return domain.NUMAInfo{}, err
-	}
-	return p.NUMA(), nil
+	return d.cfg.Ledger.NUMA(id)
 }
 
 // Console returns the domain's console output.
