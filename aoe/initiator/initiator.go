@@ -210,7 +210,7 @@ func (in *Initiator) reply(link int, src proto.MAC, f *aoe.Frame) {
 		resend := in.account(r, f.Tag)
 		in.mu.Unlock()
 		for _, s := range resend {
-			in.write(s.b, s.link, s.dst)
+			in.write(s)
 		}
 		in.finish(r, f, nil)
 		return

@@ -1,6 +1,7 @@
 package initiator
 
 import (
+	"sync"
 	"time"
 
 	"github.com/mvstack/mvstack/aoe"
@@ -23,8 +24,9 @@ type path struct {
 
 	sent, retransmits, replies uint64
 
-	seq uint64     // transmissions on this path, numbering them
-	out []*request // requests whose latest transmission is on this path, in send order
+	sendMu sync.Mutex // orders numbering and writing of transmissions
+	seq    uint64     // transmissions written on this path, numbering them
+	out    []*request // requests whose latest transmission is on this path, in send order
 }
 
 // dupThresh is how many requests sent after r on the same path must be
@@ -120,14 +122,14 @@ func (in *Initiator) start(r *request, p *path) {
 		return
 	}
 	r.deadline = time.Now().Add(in.cfg.RequestTimeout)
-	b, link, dst := in.transmit(r, p)
+	snd := in.transmit(r, p)
 	in.mu.Unlock()
-	in.write(b, link, dst)
+	in.write(snd)
 }
 
 // transmit gives r a new tag, arms its timer and marshals it. It runs
 // under in.mu; the caller writes the frame after unlocking.
-func (in *Initiator) transmit(r *request, p *path) (*[]byte, proto.Link, proto.MAC) {
+func (in *Initiator) transmit(r *request, p *path) sendable {
 	tag := in.tag()
 	r.tags = append(r.tags, tag)
 	in.pending[tag] = r
@@ -135,9 +137,6 @@ func (in *Initiator) transmit(r *request, p *path) (*[]byte, proto.Link, proto.M
 		r.cur.forget(r)
 	}
 	r.cur = p
-	p.seq++
-	r.seq, r.overtaken = p.seq, 0
-	p.out = append(p.out, r)
 	p.sent++
 	if r.retries > 0 {
 		p.retransmits++
@@ -169,17 +168,31 @@ func (in *Initiator) transmit(r *request, p *path) (*[]byte, proto.Link, proto.M
 		in.log.Error("aoe initiator: marshal request", "err", err)
 	}
 	*bp = (*bp)[:n]
-	return bp, p.link, p.info.MAC
+	return sendable{b: bp, r: r, p: p, gen: gen}
 }
 
-func (in *Initiator) write(bp *[]byte, l proto.Link, dst proto.MAC) {
-	if len(*bp) > 0 {
-		if err := l.WriteTo(*bp, dst); err != nil {
-			in.log.Debug("aoe initiator: send", "dst", dst, "err", err)
+// write numbers the transmission on its path and writes it. Numbering and
+// writing happen under the path's send lock, so the numbers follow the
+// order on the wire and a reply overtakes only requests really sent
+// before it.
+func (in *Initiator) write(s sendable) {
+	p := s.p
+	p.sendMu.Lock()
+	in.mu.Lock()
+	if !s.r.done && s.r.gen == s.gen {
+		p.seq++
+		s.r.seq, s.r.overtaken = p.seq, 0
+		p.out = append(p.out, s.r)
+	}
+	in.mu.Unlock()
+	if len(*s.b) > 0 {
+		if err := p.link.WriteTo(*s.b, p.info.MAC); err != nil {
+			in.log.Debug("aoe initiator: send", "dst", p.info.MAC, "err", err)
 		}
 	}
-	*bp = (*bp)[:0]
-	in.frames.Put(bp)
+	p.sendMu.Unlock()
+	*s.b = (*s.b)[:0]
+	in.frames.Put(s.b)
 }
 
 // unpend retires r: forgets its tags, stops its timer and frees its window
@@ -201,11 +214,12 @@ func (in *Initiator) unpend(r *request) {
 	}
 }
 
-// sendable is a marshalled frame to write once in.mu is released.
+// sendable is a marshalled transmission to write once in.mu is released.
 type sendable struct {
-	b    *[]byte
-	link proto.Link
-	dst  proto.MAC
+	b   *[]byte
+	r   *request
+	p   *path
+	gen int
 }
 
 // account learns from a reply to r: a round-trip sample when r was sent
@@ -238,8 +252,7 @@ func (in *Initiator) account(r *request, tag uint32) []sendable {
 	for _, q := range lost {
 		in.cut(q, time.Now())
 		q.retries++
-		b, l, dst := in.transmit(q, q.cur)
-		out = append(out, sendable{b, l, dst})
+		out = append(out, in.transmit(q, q.cur))
 	}
 	return out
 }
@@ -279,9 +292,9 @@ func (in *Initiator) timeout(r *request, gen int) {
 	}
 	r.retries++
 	next := r.dev.retryPath(p, int(r.frame.ATA.SectorCount))
-	b, link, dst := in.transmit(r, next)
+	snd := in.transmit(r, next)
 	in.mu.Unlock()
-	in.write(b, link, dst)
+	in.write(snd)
 }
 
 func opName(f *aoe.Frame) string {

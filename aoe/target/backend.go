@@ -124,5 +124,8 @@ func (b *File) Sync() error {
 	}
 }
 
+// IsDirect reports whether the file bypasses the page cache (O_DIRECT).
+func (b *File) IsDirect() bool { return b.Direct }
+
 // Close closes the file.
 func (b *File) Close() error { return b.f.Close() }

@@ -103,6 +103,9 @@ type Export struct {
 	sectors  uint64
 	gsync    *groupSync
 	order    order
+	// inline: reads come from the page cache, so the reader goroutine
+	// serves them itself rather than handing them to a worker.
+	inline bool
 
 	mu       sync.Mutex // guards the fields below
 	config   []byte
@@ -128,8 +131,16 @@ func newExport(cfg ExportConfig) (*Export, error) {
 		sectors:  uint64(cfg.Backend.Size() / aoe.SectorSize),
 		gsync:    newGroupSync(),
 		config:   []byte(cfg.Config),
+		inline:   !isDirect(cfg.Backend),
 		mask:     slices.Clone(cfg.MACMask),
 	}, nil
+}
+
+// isDirect reports whether b bypasses the page cache, so its reads wait on
+// the disk and must run on workers in parallel.
+func isDirect(b Backend) bool {
+	d, ok := b.(interface{ IsDirect() bool })
+	return !ok || d.IsDirect()
 }
 
 // Shelf and Slot are the export's address.

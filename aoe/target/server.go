@@ -16,14 +16,14 @@ import (
 // Config configures a [Server].
 type Config struct {
 	// Workers is how many ATA commands run at once (positioned I/O in
-	// parallel). Default 16.
+	// parallel). Default 32, so a queue depth of 32 reaches the disk.
 	Workers int
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns the server defaults.
-func DefaultConfig() Config { return Config{Workers: 16} }
+func DefaultConfig() Config { return Config{Workers: 32} }
 
 // Validate reports the first field out of range.
 func (c Config) Validate() error {
@@ -220,7 +220,11 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) bool {
 			}
 			j := job{e: e, src: src, buf: buf, f: f}
 			if e.order.admit(&j) {
-				s.work <- j
+				if e.inline && isRead(&j.f) {
+					s.doATA(j)
+				} else {
+					s.work <- j
+				}
 			}
 			return true
 		case aoe.CmdConfig:
@@ -243,6 +247,10 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) bool {
 		}
 	}
 	return false
+}
+
+func isRead(f *aoe.Frame) bool {
+	return f.ATA.CmdStatus == 0x20 || f.ATA.CmdStatus == 0x24
 }
 
 // checkATA returns the AoE error for an ATA request whose sector count the
