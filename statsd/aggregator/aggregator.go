@@ -322,10 +322,12 @@ func (a *Aggregator) queue(ss []sample) {
 		s := &ss[i]
 		e := a.entities[s.name]
 		if e == nil {
-			e = &entity{name: s.name, kind: s.kind, labels: map[string]string{}}
+			e = &entity{name: s.name, kind: s.kind, labels: labelsOf(s.name, s.kind)}
 			a.entities[s.name] = e
 		}
-		maps.Copy(e.labels, s.labels)
+		setLabel(e.labels, "uuid", s.uuid)
+		setLabel(e.labels, "device", s.device)
+		setLabel(e.labels, "backing", s.backing)
 		if s.raw == nil {
 			continue // a label-only record (the domain's UUID)
 		}
@@ -356,30 +358,35 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 			create = append(create, e)
 		}
 	}
-	// The first update of each new series decides its start.
-	first := map[string]rrd.Time{}
-	for _, u := range batch {
-		if _, ok := first[u.Name]; !ok {
-			first[u.Name] = u.Time
-		}
-	}
 	a.mu.Unlock()
 	if len(batch) == 0 {
 		return nil
 	}
-	for _, e := range create {
-		t, ok := first[e.name+".rrd"]
-		if !ok {
-			continue
+	if len(create) > 0 {
+		// The first update of each new series decides its start.
+		first := make(map[string]rrd.Time, len(create))
+		for _, e := range create {
+			first[e.name+".rrd"] = rrd.Time{}
 		}
-		sp := spec(e.kind, a.cfg.Step, a.cfg.Heartbeat, a.cfg.RRA)
-		err := a.store.Create(e.name+".rrd", sp, rrd.Time{Sec: t.Sec - 1})
-		if err != nil && !a.store.Exists(e.name+".rrd") {
-			return fmt.Errorf("aggregator: create %s: %w", e.name, err)
+		for _, u := range batch {
+			if t, ok := first[u.Name]; ok && t == (rrd.Time{}) {
+				first[u.Name] = u.Time
+			}
 		}
-		a.mu.Lock()
-		e.exists = true
-		a.mu.Unlock()
+		for _, e := range create {
+			t := first[e.name+".rrd"]
+			if t == (rrd.Time{}) {
+				continue
+			}
+			err := a.store.Create(e.name+".rrd", a.cfg.Spec(e.kind), rrd.Time{Sec: t.Sec - 1})
+			if err != nil && !a.store.Exists(e.name+".rrd") {
+				a.dropUpdate(DropWrite, uint64(len(batch)))
+				return fmt.Errorf("aggregator: create %s: %w", e.name, err)
+			}
+			a.mu.Lock()
+			e.exists = true
+			a.mu.Unlock()
+		}
 	}
 	written := len(batch)
 	for _, u := range batch {
@@ -390,11 +397,20 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 		}
 	}
 	if err := a.store.Commit(ctx); err != nil {
+		a.dropUpdate(DropWrite, uint64(written))
 		return fmt.Errorf("aggregator: commit: %w", err)
 	}
 	a.written.Add(uint64(written))
 	a.commits.Add(1)
 	return nil
+}
+
+// setLabel sets a label that is known, leaving the map alone when it
+// holds the value already (the common case, on the hot path).
+func setLabel(l map[string]string, k, v string) {
+	if v != "" && l[k] != v {
+		l[k] = v
+	}
 }
 
 func (a *Aggregator) dropFrame(reason string) {

@@ -102,12 +102,14 @@ func DSNames(k Kind) []string {
 
 // sample is one record turned into an entity update.
 type sample struct {
-	name   string
-	kind   Kind
-	labels map[string]string // node, domain, cpu, numa, pool, vif, vbd, device, backing, uuid
-	t      int64             // Unix ns
-	raw    []float64         // as sent (counters as counts); nil for label-only records
-	ints   []uint64          // raw integers of derive sources
+	name string
+	kind Kind
+	// Labels the name does not hold: the domain's UUID, a VBD's device
+	// and backing type.
+	uuid, device, backing string
+	t                     int64     // Unix ns
+	raw                   []float64 // as sent (counters as counts); nil for label-only records
+	ints                  []uint64  // raw integers of derive sources
 }
 
 // rrdTime converts Unix ns to an update time.
@@ -146,45 +148,36 @@ func samples(node string, f *statframe.Frame) []sample {
 		switch r := r.(type) {
 		case *statframe.Host:
 			s = sample{name: node + "/host", kind: KindHost, t: r.Time,
-				labels: map[string]string{"node": node},
 				raw: []float64{float64(r.PCPUs), float64(r.Pools), float64(r.NUMANodes), float64(r.Guests),
 					float64(r.MemTotal), float64(r.MemFree), r.Load1, r.Load5, r.Load15}}
 		case *statframe.PCPU:
 			s = sample{name: node + "/cpu/" + itoa(r.ID), kind: KindPCPU, t: r.Time,
-				labels: map[string]string{"node": node, "cpu": itoa(r.ID)},
-				raw:    []float64{float64(r.CPUTime) / 1e9, float64(r.CPUTime) / 1e7},
-				ints:   []uint64{0, r.CPUTime}}
+				raw:  []float64{float64(r.CPUTime) / 1e9, float64(r.CPUTime) / 1e7},
+				ints: []uint64{0, r.CPUTime}}
 		case *statframe.NUMA:
 			s = sample{name: node + "/numa/" + itoa(r.ID), kind: KindNUMA, t: f.Time,
-				labels: map[string]string{"node": node, "numa": itoa(r.ID)},
-				raw:    []float64{float64(r.MemTotal), float64(r.MemFree)}}
+				raw: []float64{float64(r.MemTotal), float64(r.MemFree)}}
 		case *statframe.Pool:
 			s = sample{name: node + "/pool/" + itoa(r.ID), kind: KindPool, t: f.Time,
-				labels: map[string]string{"node": node, "pool": itoa(r.ID)},
-				raw:    []float64{r.Load, float64(r.CPUs), float64(r.Guests)}}
+				raw: []float64{r.Load, float64(r.CPUs), float64(r.Guests)}}
 		case *statframe.Domain:
-			s = sample{name: node + "/" + dom(r.Domain), kind: KindDomain, t: f.Time,
-				labels: map[string]string{"node": node, "domain": dom(r.Domain), "uuid": r.UUIDString()}}
+			s = sample{name: node + "/" + dom(r.Domain), kind: KindDomain, t: f.Time, uuid: r.UUIDString()}
 		case *statframe.Memory:
 			s = sample{name: node + "/" + dom(r.Domain), kind: KindDomain, t: r.Time,
-				labels: map[string]string{"node": node, "domain": dom(r.Domain)},
-				raw:    []float64{float64(r.Current), float64(r.Max)}}
+				raw: []float64{float64(r.Current), float64(r.Max)}}
 		case *statframe.VCPU:
 			s = sample{name: node + "/" + dom(r.Domain) + "/vcpu/" + itoa(r.ID), kind: KindVCPU, t: r.Time,
-				labels: map[string]string{"node": node, "domain": dom(r.Domain), "cpu": itoa(r.ID)},
-				raw:    []float64{r.Util, float64(r.CPUTime) / 1e9}}
+				raw: []float64{r.Util, float64(r.CPUTime) / 1e9}}
 		case *statframe.VIF:
 			c := r.Counters()
 			s = sample{name: node + "/" + dom(r.Domain) + "/vif/" + itoa(r.ID), kind: KindVIF, t: r.Time,
-				labels: map[string]string{"node": node, "domain": dom(r.Domain), "vif": itoa(r.ID)},
-				ints:   c[:]}
+				ints: c[:]}
 			for _, v := range c {
 				s.raw = append(s.raw, float64(v))
 			}
 		case *statframe.VBD:
 			s = sample{name: node + "/" + dom(r.Domain) + "/vbd/" + itoa(r.ID), kind: KindVBD, t: r.Time,
-				labels: map[string]string{"node": node, "domain": dom(r.Domain), "vbd": itoa(r.ID),
-					"device": r.Device, "backing": r.Backing.String()},
+				device: r.Device, backing: r.Backing.String(),
 				ints: []uint64{0, r.ReadReqs, r.WriteReqs, r.ReadSectors, r.WriteSectors}}
 			s.raw = []float64{float64(r.Outstanding), float64(r.ReadReqs), float64(r.WriteReqs),
 				float64(r.ReadSectors), float64(r.WriteSectors)}
