@@ -6,12 +6,13 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mvstack/mvstack/node/nodeclient"
 	"github.com/mvstack/mvstack/proto"
 )
 
 // MethodIdentify is answered by the responder (and by mvnode) with the
-// node id; mvctl discover broadcasts it.
-const MethodIdentify = "node.identify"
+// node id as plain bytes.
+const MethodIdentify = nodeclient.MethodIdentify
 
 func responderCommand() *cli.Command {
 	return &cli.Command{
@@ -26,6 +27,9 @@ func responderCommand() *cli.Command {
 			defer ep.Close()
 			ep.Handle(MethodIdentify, func(ctx context.Context, r *proto.Request) ([]byte, error) {
 				return []byte(ep.Addr().NodeID()), nil
+			})
+			proto.HandleTyped(ep, nodeclient.MethodDiscover, func(ctx context.Context, from proto.MAC, _ nodeclient.DiscoverRequest) (nodeclient.Summary, error) {
+				return nodeclient.Summary{NodeID: ep.Addr().NodeID(), MAC: ep.Addr(), Hypervisor: "responder", Epoch: ep.Epoch()}, nil
 			})
 			fmt.Fprintf(c.App.Writer, "answering on %s as %s (node %s); interrupt to stop\n", iface, ep.Addr(), ep.Addr().NodeID())
 			<-c.Context.Done()

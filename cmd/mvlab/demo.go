@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,9 +28,11 @@ func demo(c *cli.Context) error {
 		}
 		bin = filepath.Dir(self)
 	}
-	mvctl := filepath.Join(bin, "mvctl")
-	if _, err := os.Stat(mvctl); err != nil {
-		return fmt.Errorf("no mvctl next to mvlab in %s: build with 'make build' or name the directory with --bin", bin)
+	mvctl, mvnode := filepath.Join(bin, "mvctl"), filepath.Join(bin, "mvnode")
+	for _, b := range []string{mvctl, mvnode} {
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Errorf("no %s next to mvlab in %s: build with 'make build' or name the directory with --bin", filepath.Base(b), bin)
+		}
 	}
 	w := c.App.Writer
 	step := func(format string, a ...any) { fmt.Fprintf(w, "\n==> "+format+"\n", a...) }
@@ -66,11 +69,15 @@ func demo(c *cli.Context) error {
 		return fmt.Errorf("keygen: %v: %s", err, out)
 	}
 
-	step("starting a node agent in each node namespace (mvctl responder; mvnode takes its place later)")
-	for _, h := range rack {
-		if _, _, err := l.start(h, mvctl, "responder", "--iface", "eth0", "--key", key); err != nil {
+	step("starting mvnode in each node namespace: simulated hardware of 2 sockets × 8 cores × 2 threads, 64 GiB, 2 NVMe disks")
+	var logs []*bytes.Buffer
+	for i, h := range rack {
+		_, out, err := l.start(h, mvnode, "--iface", "eth0", "--key", key, "--driver", "sim",
+			"--sim-hardware", "2x8x2,64G,2", "--rack", "r1", "--chassis", "c1", "--blade", fmt.Sprintf("b%d", i+1))
+		if err != nil {
 			return err
 		}
+		logs = append(logs, out)
 	}
 
 	show := func(args ...string) (string, error) {
@@ -79,32 +86,59 @@ func demo(c *cli.Context) error {
 		fmt.Fprint(w, indent(out))
 		return out, err
 	}
-	step("discovering the nodes from the controller host (one broadcast, authenticated answers)")
+	common := []string{"--iface", "eth0", "--key", key}
+	step("discovering the nodes from the controller host (one authenticated broadcast)")
 	var out string
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		out, err = l.run(c.Context, ctl, mvctl, "discover", "--iface", "eth0", "--key", key)
+		out, err = l.run(c.Context, ctl, mvctl, append([]string{"discover"}, common...)...)
 		if err == nil && strings.Contains(out, fmt.Sprintf("%d node(s)", nodes)) || time.Now().After(deadline) {
 			break
 		}
 	}
-	fmt.Fprintf(w, "$ mvctl discover --iface eth0 --key %s\n%s", key, indent(out))
+	fmt.Fprintf(w, "$ mvctl discover %s\n%s", strings.Join(common, " "), indent(out))
+	if !strings.Contains(out, fmt.Sprintf("%d node(s)", nodes)) {
+		for i, lg := range logs {
+			fmt.Fprintf(w, "mvnode on %s said:\n%s", rack[i].name, indent(lg.String()))
+		}
+		return fmt.Errorf("only some nodes answered the discovery")
+	}
 
-	step("round trips to %s over the reliable control protocol", rack[0].mac)
-	if _, err := show("ping", "--iface", "eth0", "--key", key, "--mvmac", rack[0].mac, "--count", "5", "--interval", "20ms"); err != nil {
+	node := rack[0].mac
+	with := func(args ...string) []string { return append(append(args, common...), "--mvmac", node) }
+	step("what node %s is: its hardware, NUMA layout and allocation", node)
+	if _, err := show(with("info")...); err != nil {
+		return fmt.Errorf("info: %w", err)
+	}
+	step("a 4-vCPU domain (1 socket × 2 cores × 2 threads, 4 GiB) split over 2 vNUMA nodes, started")
+	if _, err := show(with("create", "--id", "1", "--vcpus", "4", "--sockets", "1", "--cores", "2", "--threads", "2", "--memory", "4G", "--vnuma", "2", "--start")...); err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	show(with("domains")...)
+	step("the node's NUMA view, as the MicroVisor console prints it")
+	show(with("show", "numa")...)
+	step("pinning vCPU 0 to host CPU 3")
+	show(with("vcpu-pin", "-d", "1", "-v", "0", "-c", "3")...)
+	step("bad input is refused with the rule or the numbers")
+	show(with("create", "--id", "2", "--vcpus", "6", "--sockets", "1", "--cores", "2", "--threads", "2")...)
+	show(with("create", "--id", "3", "--vcpus", "2", "--memory", "100G")...)
+	show(with("create", "--id", "1", "--vcpus", "1")...)
+
+	step("round trips to %s over the reliable control protocol", node)
+	if _, err := show(append([]string{"ping"}, with("--count", "5", "--interval", "20ms")...)...); err != nil {
 		return fmt.Errorf("ping failed: %w", err)
 	}
 	step("a 4 MiB message is fragmented, acknowledged and reassembled")
-	if _, err := show("ping", "--iface", "eth0", "--key", key, "--mvmac", rack[len(rack)-1].mac, "--count", "3", "--size", "4194304", "--interval", "0s"); err != nil {
+	if _, err := show(append([]string{"ping"}, with("--count", "3", "--size", "4194304", "--interval", "0s")...)...); err != nil {
 		return fmt.Errorf("large ping failed: %w", err)
 	}
 
 	step("a host without the cluster key is refused, and told so (not why)")
 	other := filepath.Join(dir, "other.key")
 	l.run(c.Context, ctl, mvctl, "keygen", "--out", other)
-	show("ping", "--iface", "eth0", "--key", other, "--mvmac", rack[0].mac, "--count", "1")
+	show("info", "--iface", "eth0", "--key", other, "--mvmac", node)
 
 	step("a MAC where no node lives: the error says so within the tolerance")
-	show("ping", "--iface", "eth0", "--key", key, "--mvmac", "02:6d:76:00:00:99", "--count", "1")
+	show("info", "--iface", "eth0", "--key", key, "--mvmac", "02:6d:76:00:00:99")
 
 	if c.Bool("keep") {
 		step("the rack keeps running; try: ip netns exec %s %s discover --iface eth0 --key %s   (interrupt to stop)", ctl.name, mvctl, key)
