@@ -37,7 +37,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.IntFlag{Name: "cpu-overcommit", Value: def.CPUOvercommit, Usage: "vCPUs per pCPU for the whole node, 1..8"},
 			&cli.StringSliceFlag{Name: "drive-file", Usage: "a file reported as a drive (repeatable)"},
 			&cli.StringFlag{Name: "qemu-binary", Usage: "qemu-system-x86_64 to run guests with (qemu driver)"},
-			&cli.StringFlag{Name: "run-dir", Usage: "where QEMU guests' sockets and logs go (qemu driver)"},
+			&cli.StringFlag{Name: "run-dir", Usage: "where QEMU guests' sockets and logs go (qemu driver; default STATE-DIR/qemu or /run/mvnode/NODE)"},
+			&cli.StringFlag{Name: "accel", Usage: "QEMU accelerator: tcg or kvm (qemu driver; default tcg)"},
+			&cli.BoolFlag{Name: "stop-guests-on-exit", Usage: "kill QEMU guests when mvnode stops (default: leave them running and adopt them at the next start)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
 		Action: serve,
@@ -69,6 +71,10 @@ func config(c *cli.Context) (agent.Config, error) {
 	str("controller", &cfg.Controller)
 	str("qemu-binary", &cfg.QEMU.Binary)
 	str("run-dir", &cfg.QEMU.RunDir)
+	str("accel", &cfg.QEMU.Accel)
+	if c.IsSet("stop-guests-on-exit") {
+		cfg.StopGuestsOnExit = c.Bool("stop-guests-on-exit")
+	}
 	if c.IsSet("heartbeat-interval") {
 		cfg.HeartbeatInterval = agent.Duration(c.Duration("heartbeat-interval"))
 	}
@@ -104,9 +110,6 @@ func serve(c *cli.Context) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
-	if cfg.Driver == agent.DriverQEMU {
-		cfg.NewDriver = newQEMUDriver
-	}
 	a, err := agent.New(cfg)
 	if err != nil {
 		return err

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +37,9 @@ type Agent struct {
 	store      *store
 	controller proto.MAC
 	started    time.Time
+	// guestDir holds the QEMU guests' sockets: only guests whose QMP
+	// socket is below it can be this node's own.
+	guestDir string
 
 	// opMu serialises the operations that change which domains the node
 	// should run, so the want set and the driver agree.
@@ -125,6 +130,9 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %s driver: %w", cfg.Driver, err)
 	}
 	a.inv.Hypervisor = a.drv.Hypervisor()
+	if cfg.Driver == DriverQEMU {
+		a.guestDir = guestDir(cfg, a.inv.NodeID)
+	}
 
 	pcfg := proto.DefaultConfig()
 	pcfg.Keys = keys
@@ -150,6 +158,8 @@ func newDriver(d DriverDeps) (domain.Driver, error) {
 		scfg := sim.DefaultConfig()
 		scfg.Ledger, scfg.Notify, scfg.Logger, scfg.ConsoleSize = d.Ledger, d.Notify, d.Logger, d.Config.ConsoleSize
 		return sim.New(scfg)
+	case DriverQEMU:
+		return newQEMU(d)
 	}
 	return nil, errors.New("not built into this program: set Config.NewDriver")
 }
@@ -212,7 +222,7 @@ func (a *Agent) shutdown() {
 }
 
 // Close stops answering: the endpoint and the metrics server close.
-// Domains are left as they are.
+// QEMU guests keep running unless Config.StopGuestsOnExit.
 func (a *Agent) Close() error {
 	a.httpMu.Lock()
 	if a.httpSrv != nil {
@@ -220,7 +230,7 @@ func (a *Agent) Close() error {
 		a.httpSrv = nil
 	}
 	a.httpMu.Unlock()
-	if c, ok := a.drv.(interface{ Close() error }); ok {
+	if c, ok := a.drv.(interface{ Close() error }); ok && (a.cfg.StopGuestsOnExit || a.cfg.Driver == DriverSim) {
 		c.Close()
 	}
 	return a.ep.Close()
@@ -349,7 +359,7 @@ func (a *Agent) adopt(ctx context.Context) {
 		a.mu.Lock()
 		_, mine := a.want[id]
 		a.mu.Unlock()
-		if !mine {
+		if !mine || a.guestDir != "" && !strings.HasPrefix(w.QMP, a.guestDir+string(filepath.Separator)) {
 			continue
 		}
 		if _, err := a.drv.Info(id); err == nil {

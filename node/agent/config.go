@@ -75,6 +75,10 @@ type Config struct {
 	Events int `json:"events"`
 	// QEMU configures the qemu driver.
 	QEMU QEMUConfig `json:"qemu,omitzero"`
+	// StopGuestsOnExit kills the QEMU guests the node started when it
+	// stops. By default they keep running and the next start adopts them
+	// (the state directory says they are the node's own).
+	StopGuestsOnExit bool `json:"stop_guests_on_exit,omitempty"`
 
 	// Link replaces the interface (tests: a proto/linktest port).
 	Link proto.Link `json:"-"`
@@ -91,9 +95,10 @@ type Config struct {
 type QEMUConfig struct {
 	// Binary is qemu-system-x86_64's path.
 	Binary string `json:"binary,omitempty"`
-	// RunDir holds the guests' QMP sockets and logs.
+	// RunDir holds the guests' QMP sockets and logs (default
+	// StateDir/qemu, or /run/mvnode/<node id> without a state directory).
 	RunDir string `json:"run_dir,omitempty"`
-	// Accel is "tcg", "kvm" or "" (KVM when /dev/kvm works).
+	// Accel is "tcg" (the default) or "kvm".
 	Accel string `json:"accel,omitempty"`
 }
 

@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mvstack/mvstack/node/domain"
+	"github.com/mvstack/mvstack/node/guest"
+	"github.com/mvstack/mvstack/node/nodeclient"
 	"github.com/mvstack/mvstack/proto"
 	"github.com/mvstack/mvstack/test/netns"
 )
@@ -29,7 +33,7 @@ func newNodeLab(t *testing.T, hosts int) *nodeLab {
 	t.Helper()
 	netns.RequireRoot(t)
 	lab := netns.New(t, netns.Config{Hosts: hosts, MTU: 1500})
-	bin := netns.BuildBinaries(t, "./cmd/mvnode", "./cmd/mvctl")
+	bin := netns.BuildBinaries(t, "./cmd/mvnode", "./cmd/mvctl", "./cmd/mvaoe")
 	k, err := proto.NewKey(1)
 	if err != nil {
 		t.Fatal(err)
@@ -99,26 +103,8 @@ func wantIn(t *testing.T, what, out string, words ...string) {
 	}
 }
 
-// TestSimNodesAnswerMvctl: four simulated nodes on one segment, found by
-// discover and driven by mvctl as an operator would.
-func TestSimNodesAnswerMvctl(t *testing.T) {
-	nl := newNodeLab(t, 5)
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	nodes := nl.lab.Hosts[1:]
-	for i, h := range nodes {
-		nl.startNode(t, ctx, h, "--driver", "sim", "--sim-hardware", "2x16x2,256G,4",
-			"--rack", "r1", "--chassis", "c1", "--blade", fmt.Sprintf("b%d", i+1), "--state-dir", t.TempDir())
-	}
-
-	// Every node is listed within a 1 s discovery window.
-	out := nl.must(t, ctx, nil, "discover", "--window", "1s")
-	for _, h := range nodes {
-		wantIn(t, "discover", out, h.MAC.NodeID())
-	}
-	wantIn(t, "discover", out, "4 node(s) answered")
-
-	n := nodes[0]
+// simNode drives a simulated node with mvctl as an operator would.
+func simNode(t *testing.T, ctx context.Context, nl *nodeLab, n *netns.Host) {
 	info := nl.must(t, ctx, n, "info")
 	wantIn(t, "info", info, n.MAC.NodeID(), "2 sockets × 16 cores × 2 threads = 64 pCPUs", "rack r1, chassis c1, blade b1", "numa 1")
 
@@ -186,4 +172,221 @@ func TestSimNodesAnswerMvctl(t *testing.T) {
 		t.Errorf("mvnode did not exit cleanly on SIGTERM: %v", err)
 	}
 	wantIn(t, "mvnode's output", nl.mvnd[n].Output(), "stopped")
+}
+
+// TestNodes is issue 5's acceptance on real namespaces: four simulated
+// nodes and one QEMU node, found by mvctl discover, driven by mvctl; the
+// QEMU guest's disk is an AoE export on another host.
+func TestNodes(t *testing.T) {
+	needTools(t, map[string]string{"qemu-system-x86_64": "qemu-system-x86"})
+	nl := newNodeLab(t, 8)
+	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Second)
+	defer cancel()
+	sims, qhost, exporter, ctlHost := nl.lab.Hosts[1:5], nl.lab.Hosts[5], nl.lab.Hosts[6], nl.lab.Hosts[7]
+	for i, h := range sims {
+		nl.startNode(t, ctx, h, "--driver", "sim", "--sim-hardware", "2x16x2,256G,4",
+			"--rack", "r1", "--chassis", "c1", "--blade", fmt.Sprintf("b%d", i+1), "--state-dir", t.TempDir())
+	}
+	// A controller stand-in that records heartbeats.
+	beats := make(chan nodeclient.Heartbeat, 64)
+	ctl := endpointOnWithKey(t, ctlHost, nl.key)
+	nodeclient.HandleHeartbeats(ctl, func(from proto.MAC, hb nodeclient.Heartbeat) {
+		select {
+		case beats <- hb:
+		default:
+		}
+	})
+	qstate := t.TempDir()
+	qargs := []string{"--driver", "qemu", "--state-dir", qstate, "--controller", ctlHost.MAC.String(), "--heartbeat-interval", "1m"}
+	nl.startNode(t, ctx, qhost, qargs...)
+
+	t.Run("discover", func(t *testing.T) {
+		out := nl.must(t, ctx, nil, "discover", "--window", "1s")
+		for _, h := range append(sims, qhost) {
+			// Each node answers with its id (the controller stand-in
+			// answers too, with "unknown method").
+			wantIn(t, "discover", out, fmt.Sprintf("%s  %s  %s\n", h.MAC, h.MAC.NodeID(), h.MAC.NodeID()))
+		}
+	})
+	t.Run("sim", func(t *testing.T) { simNode(t, ctx, nl, sims[0]) })
+	t.Run("qemu", func(t *testing.T) { qemuNode(t, ctx, nl, qhost, exporter, beats, qargs) })
+}
+
+// endpointOnWithKey opens the control protocol on h with the key file.
+func endpointOnWithKey(t *testing.T, h *netns.Host, keyFile string) *proto.Endpoint {
+	t.Helper()
+	keys, err := proto.LoadKeyring(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return endpointOn(t, h, keys)
+}
+
+// qemuNode boots a 2-vCPU, 2-vnode guest whose disk is AoE target 7.1 on
+// exporter, checks pinning and NUMA against the real process, kills QEMU
+// to see the crash reported, restarts mvnode to see the guest adopted, and
+// shuts the guest down to find its write on the exporter's file.
+func qemuNode(t *testing.T, ctx context.Context, nl *nodeLab, q, exporter *netns.Host, beats <-chan nodeclient.Heartbeat, qargs []string) {
+	g, err := guest.Build(ctx, guest.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	backing := backingFile(t, "dn1.img", 64<<20)
+	srv := exporter.Start(t, nl.bin["mvaoe"], "serve", "7", "1", exporter.Iface, backing)
+	if err := srv.WaitOutput(ctx, "serving 7.1"); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "dn1.nbd")
+	front := q.Start(t, nl.bin["mvaoe"], "nbd", "--iface", q.Iface, "7.1", sock)
+	if err := front.WaitOutput(ctx, "as NBD export"); err != nil {
+		t.Fatal(err)
+	}
+	const word = "hello-from-dn1"
+	nl.must(t, ctx, q, "create", "--id", "1", "--vcpus", "2", "--sockets", "1", "--cores", "2", "--threads", "1",
+		"--memory", "256M", "--vnode", "0:128M:0", "--vnode", "0:128M:1", "--pin", "0,1",
+		"--disk", "nbd:"+sock, "--kernel", g.Kernel, "--initrd", g.Initrd, "--append", guest.Cmdline(guest.ArgDisk+word), "--start")
+	con := waitConsole(t, ctx, nl, q, 1, guest.ReadyMarker)
+	wantIn(t, "guest console", con, guest.NodesPrefix+" node0 node1", "mvguest: disk marker written")
+
+	pid, threads := qemuThreads(t, ctx, nl, q, 1)
+	wantAffinity(t, pid, threads, map[int]string{0: "0", 1: "1"})
+	nl.must(t, ctx, q, "vcpu-pin", "-d", "1", "-v", "0", "-c", "1")
+	wantAffinity(t, pid, threads, map[int]string{0: "1", 1: "1"})
+
+	// show numa agrees with the -numa layout QEMU was given.
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.ReplaceAll(string(cmdline), "\x00", " ")
+	wantIn(t, "qemu command line", args, "memory-backend-ram,id=ram0,size=128M", "memory-backend-ram,id=ram1,size=128M",
+		"-numa node,nodeid=0,memdev=ram0", "-numa cpu,node-id=0,socket-id=0,core-id=0,thread-id=0",
+		"-numa cpu,node-id=1,socket-id=0,core-id=1,thread-id=0")
+	wantIn(t, "show numa", nl.must(t, ctx, q, "show", "numa", "1"), "Domain 1 (total: 65536):", "2 vnodes, 2 vcpus, guest physical layout:",
+		"0: pnode   0, vcpus 0\n", "0000000000000000 - 0000000007ffffff", "1: pnode   0, vcpus 1\n", "0000000008000000 - 000000000fffffff")
+
+	// kill -9: reported crashed, at once (heartbeats are a minute apart).
+	for len(beats) > 0 {
+		<-beats
+	}
+	killed := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case hb := <-beats:
+		t.Logf("crash reported in a heartbeat %v after kill -9", time.Since(killed).Round(time.Millisecond))
+		if !hb.Crashed || len(hb.Zombies) != 1 || hb.Zombies[0] != "dn1" {
+			t.Errorf("heartbeat after kill -9: crashed %v zombies %v", hb.Crashed, hb.Zombies)
+		}
+	case <-ctx.Done():
+		t.Fatal("no heartbeat reported the crash")
+	}
+	wantIn(t, "domains after kill -9", nl.must(t, ctx, q, "domains"), "crashed")
+
+	// Start it again; stop mvnode: the guest keeps running, and the next
+	// mvnode adopts it as its own.
+	nl.must(t, ctx, q, "start", "1")
+	waitConsole(t, ctx, nl, q, 1, guest.ReadyMarker)
+	pid, _ = qemuThreads(t, ctx, nl, q, 1)
+	if err := nl.mvnd[q].Stop(ctx); err != nil {
+		t.Fatalf("mvnode did not stop cleanly: %v", err)
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("QEMU pid %d did not survive mvnode's SIGTERM: %v", pid, err)
+	}
+	nl.startNode(t, ctx, q, qargs...)
+	var doms string
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(doms, "imported"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted mvnode did not adopt dn1:\n%s", doms)
+		}
+		doms = nl.must(t, ctx, q, "domains")
+	}
+	wantIn(t, "domains after the restart", doms, "dn1", "running", fmt.Sprint(pid))
+
+	// A clean shutdown; the guest's write is in the exporter's file.
+	wantIn(t, "stop", nl.must(t, ctx, q, "stop", "1"), "dn1 shutoff")
+	b, err := os.ReadFile(backing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := guest.DiskMarkerPrefix + word + "\n"; !strings.HasPrefix(string(b), want) {
+		t.Errorf("exporter's file starts %q, want %q", b[:len(want)], want)
+	}
+}
+
+// waitConsole polls mvctl console (a real guest booting) until it shows
+// marker, and returns it.
+func waitConsole(t *testing.T, ctx context.Context, nl *nodeLab, q *netns.Host, id int, marker string) string {
+	t.Helper()
+	for {
+		out, err := nl.mvctl(ctx, q, "console", fmt.Sprint(id))
+		if err == nil && strings.Contains(out, marker) {
+			return out
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("console of dn%d never showed %q:\n%s", id, marker, out)
+		case <-time.After(200 * time.Millisecond): // a real guest boots in seconds
+		}
+	}
+}
+
+// qemuThreads returns the QEMU pid of domain id and its vCPU thread ids,
+// as mvctl reports them.
+func qemuThreads(t *testing.T, ctx context.Context, nl *nodeLab, q *netns.Host, id int) (int, map[int]int) {
+	t.Helper()
+	var doms []domain.Info
+	if err := json.Unmarshal([]byte(nl.must(t, ctx, q, "domains", "--json")), &doms); err != nil {
+		t.Fatal(err)
+	}
+	var vcpus []domain.VCPUInfo
+	if err := json.Unmarshal([]byte(nl.must(t, ctx, q, "vcpuinfo", "--json", fmt.Sprint(id))), &vcpus); err != nil {
+		t.Fatal(err)
+	}
+	threads := map[int]int{}
+	for _, v := range vcpus {
+		threads[v.VCPU] = v.ThreadID
+	}
+	for _, d := range doms {
+		if d.ID == id && d.PID > 0 {
+			return d.PID, threads
+		}
+	}
+	t.Fatalf("dn%d has no process: %+v", id, doms)
+	return 0, nil
+}
+
+// wantAffinity checks each vCPU thread's Cpus_allowed_list in
+// /proc/PID/task/TID/status, and that the thread is QEMU's "CPU N/TCG".
+func wantAffinity(t *testing.T, pid int, threads map[int]int, want map[int]string) {
+	t.Helper()
+	for v, cpus := range want {
+		tid := threads[v]
+		dir := fmt.Sprintf("/proc/%d/task/%d", pid, tid)
+		comm, err := os.ReadFile(dir + "/comm")
+		if err != nil {
+			t.Fatalf("vCPU %d thread %d: %v", v, tid, err)
+		}
+		if !strings.HasPrefix(string(comm), fmt.Sprintf("CPU %d/", v)) {
+			t.Errorf("thread %d of pid %d is %q, not vCPU %d", tid, pid, strings.TrimSpace(string(comm)), v)
+		}
+		status, err := os.ReadFile(dir + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(status), "Cpus_allowed_list:\t"+cpus+"\n") {
+			t.Errorf("vCPU %d (thread %d) is not allowed exactly CPUs %s:\n%s", v, tid, cpus, grepLine(string(status), "Cpus_allowed_list"))
+		}
+	}
+}
+
+func grepLine(s, prefix string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
 }
