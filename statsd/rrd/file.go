@@ -22,8 +22,14 @@ type File struct {
 	state    State
 	gen      uint64 // generation of the newest durable slot
 	next     int    // slot index (0, 1) the next commit writes
-	pend     []redoRow
+	pend     []redoRow // rows of updates since the last slot write
 	pendVals []float64
+	// carried are rows the newest durable slot names that may not be in
+	// the archives yet.
+	carried     []redoRow
+	carriedVals []float64
+	redo        []redoRow
+	flushing    bool // the slot being written sends the carried rows to the archives
 	dirty    bool
 	wrap     func(*os.File) fileIO // reopens after a rewrite
 	sc       scratch
@@ -43,8 +49,8 @@ type fileIO interface {
 // CreateOptions tune a new file. The zero value is the default.
 type CreateOptions struct {
 	// RedoBytes is the room in each state slot for the rows one commit
-	// writes (0: DefaultRedoBytes). A commit that writes more rewrites the
-	// file instead.
+	// writes (0: DefaultRedoRows rows). A commit that writes more rewrites
+	// the file instead.
 	RedoBytes int64
 	// Overwrite replaces an existing file (rrdtool create does by default).
 	Overwrite bool
@@ -69,7 +75,7 @@ func (r *RRD) Save(path string, opts *CreateOptions) error {
 		o = *opts
 	}
 	if o.RedoBytes == 0 {
-		o.RedoBytes = DefaultRedoBytes
+		o.RedoBytes = r.Spec.defaultRedoBytes()
 	}
 	if !o.Overwrite {
 		if _, err := os.Stat(path); err == nil {
@@ -154,6 +160,7 @@ func Open(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rrd: open: %w", err)
 	}
+	willNeed(f)
 	rf, err := openFile(path, f)
 	if err != nil {
 		f.Close()
@@ -167,9 +174,19 @@ func openFile(path string, f fileIO) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	first := make([]byte, min(st.Size(), 1<<20))
+	// The header's size follows from its counts.
+	first := make([]byte, min(st.Size(), pageSize))
 	if _, err := f.ReadAt(first, 0); err != nil {
 		return nil, err
+	}
+	if len(first) >= headerFixed {
+		nds, nrra := int64(binary.LittleEndian.Uint32(first[24:])), int64(binary.LittleEndian.Uint32(first[28:]))
+		if need := headerFixed + nds*dsDefSize + nrra*rraDefSize + 4; need > int64(len(first)) && need <= st.Size() && need < 1<<24 {
+			first = make([]byte, need)
+			if _, err := f.ReadAt(first, 0); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var h header
 	if err := h.UnmarshalBinary(first); err != nil {
@@ -241,10 +258,12 @@ func (f *File) addRow(rra int, row uint64, vals []float64) {
 
 // readRow reads a row, uncommitted rows included.
 func (f *File) readRow(rra int, row uint64, dst []float64) error {
-	for i := len(f.pend) - 1; i >= 0; i-- {
-		if p := f.pend[i]; p.rra == rra && p.row == row {
-			copy(dst, p.vals)
-			return nil
+	for _, rows := range [2][]redoRow{f.pend, f.carried} {
+		for i := len(rows) - 1; i >= 0; i-- {
+			if p := rows[i]; p.rra == rra && p.row == row {
+				copy(dst, p.vals)
+				return nil
+			}
 		}
 	}
 	nds := len(f.hdr.Spec.DS)
@@ -272,56 +291,97 @@ func (f *File) First(rra int) (int64, error) { return first(&f.hdr.Spec, &f.stat
 // ReadRow reads row `row` of archive rra (ring index) into dst.
 func (f *File) ReadRow(rra int, row uint64, dst []float64) error { return f.readRow(rra, row, dst) }
 
-// Commit makes the updates since the last commit durable: the new state
-// and its rows go to the older state slot, then fsync, then the rows go
-// to the archives, then fsync. Store.Commit does the same for many files
-// with one sync per phase.
+// Commit makes the updates since the last commit durable and writes
+// them into the archives: the new state and its rows go to the older
+// state slot, fsync, then the rows go to the archives, fsync.
 func (f *File) Commit() error {
-	if !f.dirty {
-		return nil
+	if f.dirty {
+		rewrote, err := f.writeSlot()
+		if err != nil {
+			return err
+		}
+		if !rewrote {
+			if err := f.f.Sync(); err != nil {
+				return fmt.Errorf("rrd: sync %s: %w", f.path, err)
+			}
+			f.slotDurable()
+		}
 	}
-	rewrite, err := f.commitSlot()
-	if err != nil || rewrite {
-		return err
-	}
-	if err := f.f.Sync(); err != nil {
-		return fmt.Errorf("rrd: sync %s: %w", f.path, err)
-	}
-	if err := f.commitRows(); err != nil {
-		return err
-	}
-	if err := f.f.Sync(); err != nil {
-		return fmt.Errorf("rrd: sync %s: %w", f.path, err)
+	if len(f.carried) > 0 {
+		if err := f.flushCarried(); err != nil {
+			return err
+		}
+		if err := f.f.Sync(); err != nil {
+			return fmt.Errorf("rrd: sync %s: %w", f.path, err)
+		}
 	}
 	return nil
 }
 
-// commitSlot writes the state slot of a commit. When the commit's rows
-// do not fit the slot's redo room it rewrites the whole file atomically
-// instead and reports rewrite (the commit is then complete and durable).
-func (f *File) commitSlot() (rewrite bool, err error) {
+// writeSlot writes the next state slot. Its redo log names every row
+// not yet known to be in the archives: the carried rows of earlier slots
+// and the new ones. Rows stay in the redo log over several checkpoints
+// (one contiguous slot write per file instead of a write per archive);
+// once the log is half full the carried rows go to the archives, in the
+// same sync phase as this slot, which names them too: whichever slot
+// survives a crash names them. When the rows do not fit the redo room at
+// all, the whole file is rewritten atomically instead (rewrote; the file
+// is then durable and clean).
+func (f *File) writeSlot() (rewrote bool, err error) {
 	s := &f.hdr.Spec
-	if len(f.pend) > s.redoCap(f.lay) {
+	capRows := s.redoCap(f.lay)
+	if len(f.carried)+len(f.pend) > capRows {
 		return true, f.rewrite()
 	}
-	sl := slot{Gen: f.gen + 1, State: f.state, Redo: f.pend}
-	clear(f.buf)
+	f.redo = append(append(f.redo[:0], f.carried...), f.pend...)
+	sl := slot{Gen: f.gen + 1, State: f.state, Redo: f.redo}
 	n := s.marshalSlot(f.buf, &sl)
 	if _, err := f.f.WriteAt(f.buf[:n], f.lay.headerSize+int64(f.next)*f.lay.slotSize); err != nil {
 		return false, fmt.Errorf("rrd: write %s: %w", f.path, err)
 	}
+	f.flushing = len(f.redo) > capRows/2
+	if f.flushing {
+		if err := f.writeRows(f.carried); err != nil {
+			return false, err
+		}
+	}
 	return false, nil
 }
 
-// commitRows writes the rows of a commit whose slot is durable.
-func (f *File) commitRows() error {
-	if err := f.writeRows(f.pend); err != nil {
-		return err
-	}
+// slotDurable records that the slot writeSlot wrote is on disk: its new
+// rows join the carried ones (or replace them when they were written to
+// the archives in that phase).
+func (f *File) slotDurable() {
 	f.gen++
 	f.next = 1 - f.next
-	f.pend, f.pendVals = f.pend[:0], f.pendVals[:0]
+	if f.flushing {
+		f.carried, f.pend = f.pend, f.carried[:0]
+		f.carriedVals, f.pendVals = f.pendVals, f.carriedVals[:0]
+	} else {
+		nds := len(f.hdr.Spec.DS)
+		for _, r := range f.pend {
+			off := len(f.carriedVals)
+			f.carriedVals = append(f.carriedVals, r.vals...)
+			r.vals = f.carriedVals[off : off+nds : off+nds]
+			f.carried = append(f.carried, r)
+		}
+		// carriedVals may have moved: re-point the rows.
+		for i := range f.carried {
+			f.carried[i].vals = f.carriedVals[i*nds : (i+1)*nds : (i+1)*nds]
+		}
+		f.pend, f.pendVals = f.pend[:0], f.pendVals[:0]
+	}
+	f.flushing = false
 	f.dirty = false
+}
+
+// flushCarried writes the carried rows to the archives (their slot is
+// durable).
+func (f *File) flushCarried() error {
+	if err := f.writeRows(f.carried); err != nil {
+		return err
+	}
+	f.carried, f.carriedVals = f.carried[:0], f.carriedVals[:0]
 	return nil
 }
 
@@ -371,6 +431,7 @@ func (f *File) rewrite() error {
 	f.gen++
 	f.next = 1
 	f.pend, f.pendVals = f.pend[:0], f.pendVals[:0]
+	f.carried, f.carriedVals = f.carried[:0], f.carriedVals[:0]
 	f.dirty = false
 	return nil
 }

@@ -118,12 +118,21 @@ func sameFetches(a, b []*FetchResult) error {
 // writes of the sync phase in progress may reach the disk in any subset,
 // each whole, torn, or not at all. Every such file must open, and show
 // either the state before the commit or the state after it.
+//
+// Two commit styles: File.Commit (slot, sync, rows, sync) and a Store
+// checkpoint (slot plus the previous slot's rows, one sync).
 func TestFileCrashAtEveryWrite(t *testing.T) {
+	for _, piggyback := range []bool{false, true} {
+		t.Run(fmt.Sprintf("store-checkpoint=%v", piggyback), func(t *testing.T) { testCrashAtEveryWrite(t, piggyback) })
+	}
+}
+
+func testCrashAtEveryWrite(t *testing.T, piggyback bool) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "a.rrd")
 	spec := testSpec(t)
 	start := Time{Sec: 1700000000}
-	if err := Create(path, spec, start, &CreateOptions{RedoBytes: 4096}); err != nil {
+	if err := Create(path, spec, start, &CreateOptions{RedoBytes: 8192}); err != nil {
 		t.Fatal(err)
 	}
 	img, err := os.ReadFile(path)
@@ -157,7 +166,14 @@ func TestFileCrashAtEveryWrite(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := f.Commit(); err != nil {
+		if piggyback {
+			rewrote, err := f.writeSlot()
+			if err != nil || rewrote {
+				t.Fatalf("writeSlot: %v (rewrote %v)", err, rewrote)
+			}
+			mf.Sync()
+			f.slotDurable()
+		} else if err := f.Commit(); err != nil {
 			t.Fatal(err)
 		}
 		want := [2][]*FetchResult{fetchAll(t, before.Fetch, now), fetchAll(t, ref.Fetch, now)}

@@ -33,10 +33,10 @@ const (
 	rraDefSize    = 32
 	headerFixed   = 8 + 4 + 4 + 8 + 4 + 4 + 8 + 8 + 8 // magic … redoBytes
 	slotHeader    = 4 + 4 + 8 + 4 + 4                 // magic, reserved, gen, payload length, crc
-	// DefaultRedoBytes is the redo room in each state slot: the rows one
-	// commit may write to a file before it falls back to rewriting the
-	// whole file.
-	DefaultRedoBytes = 64 << 10
+	// DefaultRedoRows is the redo room in each state slot when none is
+	// given: the rows one commit (or checkpoint) may write to a file
+	// before it falls back to rewriting the whole file.
+	DefaultRedoRows = 128
 )
 
 // layout is where things are in a file of a given Spec.
@@ -57,6 +57,9 @@ func (s *Spec) stateFixedSize() int64 {
 }
 
 func (s *Spec) redoEntrySize() int64 { return 16 + 8*int64(len(s.DS)) }
+
+// defaultRedoBytes is DefaultRedoRows rows of this definition.
+func (s *Spec) defaultRedoBytes() int64 { return DefaultRedoRows * s.redoEntrySize() }
 
 func (s *Spec) layout(redoBytes int64) layout {
 	var l layout

@@ -29,7 +29,7 @@ const (
 type StoreConfig struct {
 	Dir       string   // where the files live
 	Sync      SyncMode // how commits become durable
-	RedoBytes int64    // redo room per state slot for new files (0: DefaultRedoBytes)
+	RedoBytes int64    // redo room per state slot for new files (0: DefaultRedoRows rows)
 	// Journal makes each Commit append its updates to a write-ahead log
 	// (one sequential write and one fdatasync) and write the RRD files
 	// only at checkpoints, many updates per file at a time. Without it
@@ -45,7 +45,7 @@ type StoreConfig struct {
 // DefaultStoreConfig returns the configuration for files in dir: journal
 // on, a checkpoint every 30 commits or 256 MiB of journal.
 func DefaultStoreConfig(dir string) StoreConfig {
-	return StoreConfig{Dir: dir, Sync: SyncFS, RedoBytes: DefaultRedoBytes,
+	return StoreConfig{Dir: dir, Sync: SyncFS,
 		Journal: true, CheckpointEvery: 30, CheckpointBytes: 256 << 20}
 }
 
@@ -210,6 +210,13 @@ func (s *Store) fileLocked(name string) (*File, error) {
 	return f, nil
 }
 
+// Open opens a file ahead of its first update (the aggregator keeps its
+// files open; the first update opens a file otherwise).
+func (s *Store) Open(name string) error {
+	_, err := s.file(name)
+	return err
+}
+
 // Exists reports whether the file exists (open or on disk).
 func (s *Store) Exists(name string) bool {
 	s.mu.Lock()
@@ -332,29 +339,27 @@ func (s *Store) checkpointLocked(ctx context.Context) error {
 	if len(s.dirty) == 0 {
 		return s.resetJournal()
 	}
-	dirty := s.dirty[:0:0]
+	// Every changed file's state slot (naming its new rows and the rows
+	// of its previous slot, which are written to the archives in the same
+	// phase), then one sync. A file whose rows overflow its redo room is
+	// rewritten whole and is then clean.
+	if err := parallel(ctx, len(s.dirty), func(i int) error {
+		_, err := s.dirty[i].writeSlot()
+		return err
+	}); err != nil {
+		return err
+	}
+	var written []*File
 	for _, f := range s.dirty {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rewrote, err := f.commitSlot()
-		if err != nil {
-			return err
-		}
-		if !rewrote {
-			dirty = append(dirty, f)
+		if f.dirty {
+			written = append(written, f)
 		}
 	}
-	if err := s.sync(dirty); err != nil {
+	if err := s.sync(written); err != nil {
 		return err
 	}
-	for _, f := range dirty {
-		if err := f.commitRows(); err != nil {
-			return err
-		}
-	}
-	if err := s.sync(dirty); err != nil {
-		return err
+	for _, f := range written {
+		f.slotDurable()
 	}
 	s.dirty = s.dirty[:0]
 	return s.resetJournal()
@@ -414,11 +419,64 @@ func (s *Store) Close() error {
 	if s.shut {
 		return nil
 	}
-	err := s.commitLocked(context.Background())
+	ctx := context.Background()
+	err := s.commitLocked(ctx)
 	if err == nil {
-		err = s.checkpointLocked(context.Background())
+		err = s.checkpointLocked(ctx)
+	}
+	if err == nil {
+		// Leave the archives complete: write the rows the last slots name.
+		var files []*File
+		for _, f := range s.files {
+			if len(f.carried) > 0 {
+				files = append(files, f)
+			}
+		}
+		err = parallel(ctx, len(files), func(i int) error { return files[i].flushCarried() })
+		if err == nil {
+			err = s.sync(files)
+		}
 	}
 	s.closeFiles()
 	s.files, s.shut = nil, true
 	return err
+}
+
+// parallel runs fn(0..n-1) on a few goroutines: the writes of a
+// checkpoint are independent system calls.
+func parallel(ctx context.Context, n int, fn func(int) error) error {
+	const workers = 4
+	if n < 64 {
+		for i := 0; i < n; i++ {
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return ctx.Err()
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				if err := fn(i); err != nil {
+					errs[w] = err
+					return
+				}
+				if i%1024 == 0 && ctx.Err() != nil {
+					errs[w] = ctx.Err()
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -17,3 +17,7 @@ func syncFS(f *os.File) error {
 }
 
 func fdatasync(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }
+
+// willNeed starts reading the file into the page cache in the
+// background, so later partial-page writes do not wait for reads.
+func willNeed(f *os.File) { unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_WILLNEED) }
