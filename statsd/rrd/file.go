@@ -20,8 +20,8 @@ type File struct {
 	hdr      header
 	lay      layout
 	state    State
-	gen      uint64 // generation of the newest durable slot
-	next     int    // slot index (0, 1) the next commit writes
+	gen      uint64    // generation of the newest durable slot
+	next     int       // slot index (0, 1) the next commit writes
 	pend     []redoRow // rows of updates since the last slot write
 	pendVals []float64
 	// carried are rows the newest durable slot names that may not be in
@@ -30,10 +30,10 @@ type File struct {
 	carriedVals []float64
 	redo        []redoRow
 	flushing    bool // the slot being written sends the carried rows to the archives
-	dirty    bool
-	wrap     func(*os.File) fileIO // reopens after a rewrite
-	sc       scratch
-	buf      []byte
+	dirty       bool
+	wrap        func(*os.File) fileIO // reopens after a rewrite
+	sc          scratch
+	buf         []byte
 }
 
 // fileIO is what a File needs of its *os.File (tests record the writes
