@@ -545,3 +545,73 @@ func TestAoENBDFrontEnd(t *testing.T) {
 		t.Errorf("fio randrw verify did not finish cleanly:\n%s", out)
 	}
 }
+
+// TestAoETargetSurvivesRandomFrames throws mutated and random frames at
+// mvaoe serve over a real socket: it keeps answering, its file keeps its
+// size, and the bytes no valid request addressed are untouched.
+func TestAoETargetSurvivesRandomFrames(t *testing.T) {
+	netns.RequireRoot(t)
+	bin := netns.BuildBinaries(t, "./cmd/mvaoe")
+	lab := netns.New(t, netns.Config{Hosts: 2, MTU: 1500})
+	ini, tgt := lab.Hosts[0], lab.Hosts[1]
+	const size = 1 << 20
+	file := backingFile(t, "disk.img", size)
+	// A guard pattern in the last 64 KiB, which no frame below addresses
+	// with a valid LBA (their LBAs are below 1024 or far past the end).
+	guard := make([]byte, 64<<10)
+	pattern(guard, 23, size-int64(len(guard)))
+	if err := os.WriteFile(file, append(make([]byte, size-len(guard)), guard...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startTarget(t, tgt, bin["mvaoe"], "7", "1", tgt.Iface, file)
+	var link *proto.PacketLink
+	if err := ini.Do(func() (err error) {
+		link, err = proto.OpenPacketLink(ini.Iface, proto.EtherTypeAoE, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer link.Close()
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 20000; i++ {
+		b := make([]byte, 46+r.IntN(1400))
+		for j := range b {
+			b[j] = byte(r.Uint32())
+		}
+		// Most frames look like AoE to the target: version 1, our
+		// address, ATA or Query Config (a random mask or reservation would
+		// lock this test's own initiator out, as it should), a low LBA or
+		// one far past the end.
+		if r.IntN(4) != 0 {
+			b[0] = 0x10 | b[0]&0x0f&^0x08
+			b[2], b[3], b[4] = 0, 7, 1
+			b[5] = byte(r.IntN(2))
+			if b[5] == 0 {
+				b[13] = []byte{0x20, 0x24, 0x30, 0x34, 0xec, 0xe5, 0xea, 0xc8}[r.IntN(8)]
+				b[16], b[17], b[18] = 0, 0, 0 // LBA < 1024, or…
+				if r.IntN(2) == 0 {
+					b[18] = 0xff // …past the end
+				}
+				b[15] &= 0x03
+			}
+		}
+		if err := link.WriteTo(b, tgt.MAC); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := aoeInitiator(t, ini)
+	d := openDevice(t, in, 7, 1)
+	if d.Size() != size {
+		t.Errorf("IDENTIFY after the storm says %d bytes, want %d", d.Size(), size)
+	}
+	got := make([]byte, len(guard))
+	if _, err := d.ReadAt(got, size-int64(len(guard))); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, guard) {
+		t.Error("random frames changed bytes no valid request addressed")
+	}
+	if st, err := os.Stat(file); err != nil || st.Size() != size {
+		t.Errorf("backing file is %v bytes after the storm (%v), want %d", st.Size(), err, size)
+	}
+}
