@@ -556,3 +556,44 @@ func TestParseSimHardware(t *testing.T) {
 		t.Errorf("bad topology: %v", err)
 	}
 }
+
+func TestZombiesAfterAnUncleanRestart(t *testing.T) {
+	dir := t.TempDir()
+	r := newRig(t, func(c *agent.Config) { c.StateDir = dir })
+	if _, err := r.client.Create(ctx(t), nodeMAC, spec(3, 1, 256), true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.client.Create(ctx(t), nodeMAC, spec(4, 1, 256), true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.client.Do(ctx(t), nodeMAC, 4, domain.OpShutdown); err != nil {
+		t.Fatal(err)
+	}
+	r.agent.Close() // as if the process died: no clean shutdown
+	restart := func() *agent.Agent {
+		cfg := agent.DefaultConfig()
+		cfg.Link, cfg.Keys, cfg.SimHardware, cfg.StateDir = r.sw.Link(nodeMAC, proto.EtherTypeControl), r.keys, smallHardware(), dir
+		a, err := agent.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a := restart()
+	if z := a.Zombies(); !cmp.Equal(z, []int{3}) {
+		t.Errorf("zombies after the node died with dn3 running and dn4 shut down: %v, want [3]", z)
+	}
+	// A clean stop of a sim node drops its domains for good.
+	runCtx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(runCtx) }()
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	b := restart()
+	defer b.Close()
+	if z := b.Zombies(); len(z) != 0 {
+		t.Errorf("zombies after a clean stop: %v, want none", z)
+	}
+}
