@@ -291,6 +291,9 @@ func (a *Agent) setWant(spec domain.Spec, run bool) {
 }
 
 func (a *Agent) saveWant() {
+	if a.store.dir == "" {
+		return
+	}
 	a.mu.Lock()
 	want := make(map[int]domain.Spec, len(a.want))
 	for k, v := range a.want {
