@@ -1,19 +1,16 @@
-// Command node benchmarks the node daemon and prints each figure beside an
-// anchor measured in the same run:
+// Command node benchmarks the node daemon; sudo for the veth and mvnode
+// parts:
 //
-//   - domain create+start, sim, through the control protocol, beside a
-//     ping round trip on the same endpoints (the floor of any RPC);
+//	go run ./bench/node
 //
-//   - domain create+start, qemu (TCG), beside a bare qemu-system-x86_64
-//     started with the same machine options until its QMP socket answers;
-//
-//   - control RPCs/s against one real mvnode over a veth pair (vcpu.info,
-//     node.probe), beside `mvctl ping`'s method on the same pair (root);
-//
-//   - mvnode's resident memory with 500 running sim domains, beside the
-//     same mvnode idle (root).
-//
-//     go run ./bench/node              # sudo for the veth and mvnode parts
+// It prints each figure beside an anchor measured in the same run: domain
+// create+start (sim) through the control protocol beside a ping round trip
+// on the same endpoints (the floor of any RPC); domain create+start (qemu,
+// TCG) beside a bare qemu-system-x86_64 started with the same machine
+// options until its QMP socket answers; control RPCs/s against one real
+// mvnode over a veth pair (vcpu.info, node.probe) beside mvctl ping's
+// method on the same pair; mvnode's resident memory with 500 running sim
+// domains beside the same mvnode idle.
 package main
 
 import (
