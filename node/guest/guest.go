@@ -142,11 +142,17 @@ btn=
 for e in /sys/class/input/event*; do
 	[ "$(cat $e/device/name 2>/dev/null)" = "Power Button" ] && btn=/dev/input/${e##*/}
 done
+if [ -n "$btn" ] && [ -z "$off" ]; then
+	# Listen for the power button before saying ready, so a press right
+	# after the marker is not lost.
+	head -c 24 $btn >/dev/null &
+	hp=$!
+	i=0
+	while [ $i -lt 30 ] && ! ls -l /proc/$hp/fd 2>/dev/null | grep -q "$btn"; do sleep 0.1; i=$((i+1)); done
+fi
 echo "mvguest: ready"
 if [ -n "$off" ]; then echo "mvguest: power off"; sync; poweroff -f; fi
-if [ -n "$btn" ]; then
-	( head -c 1 $btn >/dev/null; echo "mvguest: power off"; sync; poweroff -f ) &
-fi
+if [ -n "$btn" ]; then wait $hp; echo "mvguest: power off"; sync; poweroff -f; fi
 while true; do sleep 3600; done
 `
 
@@ -242,6 +248,14 @@ func Build(ctx context.Context, cfg Config) (Guest, error) {
 		return Guest{}, fmt.Errorf("guest: %w", err)
 	}
 	remember(current, g)
+	// Older builds of the same package (another version, script or
+	// busybox) are dead weight: 70 MB each.
+	olds, _ := filepath.Glob(filepath.Join(cfg.CacheDir, pkg+"_*"))
+	for _, o := range olds {
+		if o != dir {
+			os.RemoveAll(o)
+		}
+	}
 	return g, nil
 }
 

@@ -51,8 +51,9 @@ func cpuModel(s domain.Spec, accel string) string {
 // runs, QMP on a unix socket, the serial port to a file, -smp with the
 // topology, one memory backend and -numa node per vnode with -numa cpu
 // entries mapping each vCPU's socket/core/thread, disks on virtio (NBD
-// unix sockets or raw files) and NICs on taps.
-func Args(s domain.Spec, accel string, p paths) []string {
+// unix sockets or raw files) and NICs on taps. With bind, each vnode's
+// memory is bound to its host NUMA node (host-nodes=PNODE,policy=bind).
+func Args(s domain.Spec, accel string, p paths, bind bool) []string {
 	t := s.Topology
 	mib := s.Memory / domain.MiB
 	a := []string{
@@ -69,6 +70,9 @@ func Args(s domain.Spec, accel string, p paths) []string {
 	}
 	for i, v := range s.VNodes {
 		backend := fmt.Sprintf("memory-backend-ram,id=ram%d,size=%dM", i, v.Memory/domain.MiB)
+		if bind {
+			backend += fmt.Sprintf(",host-nodes=%d,policy=bind", v.PNode)
+		}
 		a = append(a, "-object", backend, "-numa", fmt.Sprintf("node,nodeid=%d,memdev=ram%d", i, i))
 	}
 	for i, v := range s.VNodes {

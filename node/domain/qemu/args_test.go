@@ -35,8 +35,8 @@ func TestArgs(t *testing.T) {
 				"-smp", "4,sockets=2,cores=2,threads=1",
 				"-m", "1024M",
 				"-cpu", "Cascadelake-Server-noTSX",
-				"-object", "memory-backend-ram,id=ram0,size=512M", "-numa", "node,nodeid=0,memdev=ram0",
-				"-object", "memory-backend-ram,id=ram1,size=512M", "-numa", "node,nodeid=1,memdev=ram1",
+				"-object", "memory-backend-ram,id=ram0,size=512M,host-nodes=0,policy=bind", "-numa", "node,nodeid=0,memdev=ram0",
+				"-object", "memory-backend-ram,id=ram1,size=512M,host-nodes=1,policy=bind", "-numa", "node,nodeid=1,memdev=ram1",
 				"-numa", "cpu,node-id=0,socket-id=0,core-id=0,thread-id=0",
 				"-numa", "cpu,node-id=0,socket-id=0,core-id=1,thread-id=0",
 				"-numa", "cpu,node-id=1,socket-id=1,core-id=0,thread-id=0",
@@ -70,7 +70,7 @@ func TestArgs(t *testing.T) {
 			if err := s.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, Args(s, tt.accel, p)); diff != "" {
+			if diff := cmp.Diff(tt.want, Args(s, tt.accel, p, true)); diff != "" {
 				t.Errorf("Args (-want +got):\n%s", diff)
 			}
 		})

@@ -43,15 +43,18 @@ type Config struct {
 	StartTimeout time.Duration
 	// StopTimeout bounds how long Destroy waits after quit before SIGKILL.
 	StopTimeout time.Duration
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// BindNUMA binds each vnode's memory to its host NUMA node. Leave it
+	// off only when the ledger's inventory is not this machine's.
+	BindNUMA bool
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // DefaultConfig returns a TCG driver under /run/mvnode/qemu; Ledger must
 // still be set.
 func DefaultConfig() Config {
 	return Config{Binary: "qemu-system-x86_64", RunDir: "/run/mvnode/qemu", Accel: AccelTCG,
-		ConsoleSize: 64 << 10, StartTimeout: 30 * time.Second, StopTimeout: 5 * time.Second}
+		ConsoleSize: 64 << 10, StartTimeout: 30 * time.Second, StopTimeout: 5 * time.Second, BindNUMA: true}
 }
 
 // Validate checks the config.
@@ -255,7 +258,7 @@ func (d *Driver) start(ctx context.Context, x *dom) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(d.cfg.Binary, Args(spec, d.accel, x.p)...)
+	cmd := exec.Command(d.cfg.Binary, Args(spec, d.accel, x.p, d.cfg.BindNUMA)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: a signal to the node's group does not reach
 	// the guest.
@@ -381,16 +384,24 @@ func (d *Driver) watch(x *dom, r *run, wait func() error) {
 	}
 }
 
-// shutdown presses the power button and waits for the guest to power off.
+// shutdown presses the power button and waits for the guest to power off,
+// pressing again every 2 s: a guest that was not yet listening misses a
+// press, and a second one does no harm.
 func (d *Driver) shutdown(ctx context.Context, x *dom, r *run) error {
 	if err := r.qmp.SystemPowerdown(ctx); err != nil {
 		return err
 	}
-	select {
-	case <-r.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("guest did not power off: %w", ctx.Err())
+	again := time.NewTicker(2 * time.Second)
+	defer again.Stop()
+	for {
+		select {
+		case <-r.done:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("guest did not power off: %w", ctx.Err())
+		case <-again.C:
+			r.qmp.SystemPowerdown(ctx) // the process may be going away: errors mean nothing here
+		}
 	}
 }
 
