@@ -13,8 +13,10 @@ import (
 
 	"github.com/mvstack/mvstack/controller"
 	"github.com/mvstack/mvstack/controller/client"
+	"github.com/mvstack/mvstack/controller/ethnodes"
 	"github.com/mvstack/mvstack/controller/replica"
 	"github.com/mvstack/mvstack/controller/rest"
+	"github.com/mvstack/mvstack/proto"
 	"github.com/urfave/cli/v2"
 )
 
@@ -50,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					&cli.DurationFlag{Name: "heartbeat-timeout", Value: replica.DefaultConfig().HeartbeatTimeout, Usage: "raft heartbeat timeout"},
 					&cli.DurationFlag{Name: "election-timeout", Value: replica.DefaultConfig().ElectionTimeout, Usage: "raft election timeout"},
 					&cli.DurationFlag{Name: "lease-timeout", Value: replica.DefaultConfig().LeaderLeaseTimeout, Usage: "raft leader lease timeout"},
+					&cli.StringFlag{Name: "iface", Usage: "management interface: discover, watch and probe nodes over the control protocol on it (without it, nodes are registered over REST only and not monitored)"},
+					&cli.StringFlag{Name: "key", Value: "/etc/mvstack/cluster.key", EnvVars: []string{"MVSTACK_KEY"}, Usage: "cluster key file (with --iface)"},
 					&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 				},
 				Action: func(c *cli.Context) error { return serve(ctx, c, stdout, stderr) },
@@ -201,11 +205,23 @@ func serve(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) error 
 		admin = tok
 		cfg.AdminTokens = []string{tok}
 	}
+	var nodes *ethnodes.Source
+	if iface := c.String("iface"); iface != "" {
+		var err error
+		if nodes, err = openNodes(iface, c.String("key"), log); err != nil {
+			return err
+		}
+		defer nodes.Close()
+		cfg.Nodes = nodes
+	}
 	srv, err := controller.New(cfg)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "mvcontroller: replica %s raft %s http %s data %s\n", cfg.Replica.ID, cfg.Replica.RaftAddr, srv.APIAddr(), cfg.Replica.DataDir)
+	if nodes != nil {
+		fmt.Fprintf(stdout, "mvcontroller: nodes on %s as %s\n", c.String("iface"), nodes.Addr())
+	}
 	if u := c.String("join"); u != "" {
 		tok := c.String("join-token")
 		if tok == "" {
@@ -219,6 +235,21 @@ func serve(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) error 
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// openNodes opens the node-facing side on the management interface.
+func openNodes(iface, keyFile string, log *slog.Logger) (*ethnodes.Source, error) {
+	keys, err := proto.LoadKeyring(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--key: %w", err)
+	}
+	link, err := proto.OpenPacketLink(iface, proto.EtherTypeControl, nil)
+	if err != nil {
+		return nil, fmt.Errorf("--iface %s: %w", iface, err)
+	}
+	cfg := ethnodes.DefaultConfig()
+	cfg.Link, cfg.Keys, cfg.Logger = link, keys, log
+	return ethnodes.New(cfg)
 }
 
 // join adds this replica as a non-voter through any replica, waits until it
