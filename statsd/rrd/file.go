@@ -28,7 +28,10 @@ type File struct {
 	// the archives yet.
 	carried     []redoRow
 	carriedVals []float64
-	redo        []redoRow
+	// inflight are the rows of a slot written but not yet known durable.
+	inflight     []redoRow
+	inflightVals []float64
+	redo         []redoRow
 	flushing    bool // the slot being written sends the carried rows to the archives
 	dirty       bool
 	wrap        func(*os.File) fileIO // reopens after a rewrite
@@ -258,7 +261,7 @@ func (f *File) addRow(rra int, row uint64, vals []float64) {
 
 // readRow reads a row, uncommitted rows included.
 func (f *File) readRow(rra int, row uint64, dst []float64) error {
-	for _, rows := range [2][]redoRow{f.pend, f.carried} {
+	for _, rows := range [3][]redoRow{f.pend, f.inflight, f.carried} {
 		for i := len(rows) - 1; i >= 0; i-- {
 			if p := rows[i]; p.rra == rra && p.row == row {
 				copy(dst, p.vals)
@@ -345,6 +348,11 @@ func (f *File) writeSlot() (rewrote bool, err error) {
 			return false, err
 		}
 	}
+	// The new rows are in flight until the slot is durable; updates from
+	// now on collect in a fresh pend.
+	f.inflight, f.pend = f.pend, f.inflight[:0]
+	f.inflightVals, f.pendVals = f.pendVals, f.inflightVals[:0]
+	f.dirty = false
 	return false, nil
 }
 
@@ -355,24 +363,21 @@ func (f *File) slotDurable() {
 	f.gen++
 	f.next = 1 - f.next
 	if f.flushing {
-		f.carried, f.pend = f.pend, f.carried[:0]
-		f.carriedVals, f.pendVals = f.pendVals, f.carriedVals[:0]
+		f.carried, f.inflight = f.inflight, f.carried[:0]
+		f.carriedVals, f.inflightVals = f.inflightVals, f.carriedVals[:0]
 	} else {
 		nds := len(f.hdr.Spec.DS)
-		for _, r := range f.pend {
-			off := len(f.carriedVals)
+		for _, r := range f.inflight {
 			f.carriedVals = append(f.carriedVals, r.vals...)
-			r.vals = f.carriedVals[off : off+nds : off+nds]
 			f.carried = append(f.carried, r)
 		}
 		// carriedVals may have moved: re-point the rows.
 		for i := range f.carried {
 			f.carried[i].vals = f.carriedVals[i*nds : (i+1)*nds : (i+1)*nds]
 		}
-		f.pend, f.pendVals = f.pend[:0], f.pendVals[:0]
+		f.inflight, f.inflightVals = f.inflight[:0], f.inflightVals[:0]
 	}
 	f.flushing = false
-	f.dirty = false
 }
 
 // flushCarried writes the carried rows to the archives (their slot is
@@ -432,6 +437,7 @@ func (f *File) rewrite() error {
 	f.next = 1
 	f.pend, f.pendVals = f.pend[:0], f.pendVals[:0]
 	f.carried, f.carriedVals = f.carried[:0], f.carriedVals[:0]
+	f.inflight, f.inflightVals = f.inflight[:0], f.inflightVals[:0]
 	f.dirty = false
 	return nil
 }

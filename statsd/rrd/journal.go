@@ -27,7 +27,11 @@ import (
 // were never acknowledged.
 var journalMagic = [4]byte{'J', 'R', 'N', 'L'}
 
-const journalName = "journal.wal"
+const (
+	journalName = "journal.wal"
+	// journalOld is the segment a checkpoint in flight covers.
+	journalOld = "journal.old"
+)
 
 // appendJournalEntry encodes one update.
 func appendJournalEntry(b []byte, name string, t Time, vals []Value) []byte {

@@ -12,11 +12,15 @@ import (
 // since several commits) comes back with every committed update, nothing
 // uncommitted, and a torn journal tail is ignored.
 func TestStoreJournalCrash(t *testing.T) {
-	for _, torn := range []bool{false, true} {
-		t.Run(fmt.Sprintf("torn=%v", torn), func(t *testing.T) {
+	for _, c := range []struct {
+		torn  bool
+		every int
+	}{{false, 1000}, {true, 1000}, {false, 7}, {true, 3}} {
+		torn := c.torn
+		t.Run(fmt.Sprintf("torn=%v,checkpoint-every=%d", c.torn, c.every), func(t *testing.T) {
 			dir := t.TempDir()
 			cfg := DefaultStoreConfig(dir)
-			cfg.CheckpointEvery = 1000
+			cfg.CheckpointEvery = c.every
 			s, err := OpenStore(cfg)
 			if err != nil {
 				t.Fatal(err)

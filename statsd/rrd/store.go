@@ -1,6 +1,7 @@
 package rrd
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -72,16 +73,18 @@ func (c StoreConfig) Validate() error {
 // slot, syncs once, writes the rows, syncs once more. Store is safe for
 // concurrent use.
 type Store struct {
-	cfg   StoreConfig
-	log   *slog.Logger
-	mu    sync.Mutex
-	files map[string]*File
-	dirty []*File
-	syncf *os.File // any file on the filesystem, for syncfs
-	shut  bool
-	jr    *journal // nil without a journal
-	jbuf  []byte   // journal entries since the last commit
-	since int      // commits since the last checkpoint
+	cfg    StoreConfig
+	log    *slog.Logger
+	mu     sync.Mutex
+	files  map[string]*File
+	dirty  []*File
+	syncf  *os.File // any file on the filesystem, for syncfs
+	shut   bool
+	jr     *journal // nil without a journal
+	ckpt   *checkpointRun
+	broken error  // a failed checkpoint sync: the store must be reopened
+	jbuf   []byte // journal entries since the last commit
+	since  int    // commits since the last checkpoint
 }
 
 // OpenStore opens (and creates) the directory.
@@ -117,11 +120,15 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 // replay applies what the journal holds beyond the files' state (after a
 // crash) and checkpoints it.
 func (s *Store) replay() error {
-	if s.jr.size == 0 {
-		return nil
+	old, err := os.ReadFile(filepath.Join(s.cfg.Dir, journalOld))
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("rrd: journal: %w", err)
+	}
+	if s.jr.size == 0 && len(old) == 0 {
+		return s.resetJournal()
 	}
 	applied, skipped := 0, 0
-	err := readJournal(io.NewSectionReader(s.jr.f, 0, s.jr.size), func(e journalEntry) error {
+	apply := func(e journalEntry) error {
 		f, err := s.fileLocked(e.name)
 		if err != nil {
 			s.log.Warn("journal names a file that does not open", "file", e.name, "err", err)
@@ -143,15 +150,22 @@ func (s *Store) replay() error {
 		}
 		applied++
 		return nil
-	})
-	if err != nil {
+	}
+	// The older segment first: a checkpoint that covered it did not finish.
+	if err := readJournal(bytes.NewReader(old), apply); err != nil {
+		return err
+	}
+	if err := readJournal(io.NewSectionReader(s.jr.f, 0, s.jr.size), apply); err != nil {
 		return err
 	}
 	s.log.Info("journal replayed", "applied", applied, "skipped", skipped)
-	return s.checkpointLocked(context.Background())
+	return s.checkpointLocked(context.Background(), false)
 }
 
 func (s *Store) closeFiles() {
+	if s.ckpt != nil {
+		<-s.ckpt.done
+	}
 	for _, f := range s.files {
 		f.f.Close()
 	}
@@ -300,8 +314,11 @@ func (s *Store) Commit(ctx context.Context) error {
 }
 
 func (s *Store) commitLocked(ctx context.Context) error {
+	if s.broken != nil {
+		return s.broken
+	}
 	if s.jr == nil {
-		return s.checkpointLocked(ctx)
+		return s.checkpointLocked(ctx, false)
 	}
 	if len(s.jbuf) > 0 {
 		rec := journalRecord(make([]byte, 0, len(s.jbuf)+12), s.jbuf)
@@ -316,61 +333,163 @@ func (s *Store) commitLocked(ctx context.Context) error {
 		s.jbuf = s.jbuf[:0]
 		s.since++
 	}
+	if err := s.finishCheckpoint(false); err != nil {
+		return err
+	}
 	if s.since >= s.cfg.CheckpointEvery || s.jr.size >= s.cfg.CheckpointBytes {
-		return s.checkpointLocked(ctx)
+		return s.checkpointLocked(ctx, true)
 	}
 	return nil
 }
 
-// Checkpoint writes every update so far into the files (and empties the
-// journal).
+// Checkpoint writes every update so far into the files and waits until
+// they are durable (the journal is then empty).
 func (s *Store) Checkpoint(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.commitLocked(ctx); err != nil {
 		return err
 	}
-	return s.checkpointLocked(ctx)
+	return s.checkpointLocked(ctx, false)
 }
 
-// checkpointLocked writes the changed files: state slots, sync, rows,
-// sync; then the journal is emptied.
-func (s *Store) checkpointLocked(ctx context.Context) error {
+// checkpointRun is a checkpoint whose sync runs in the background while
+// updates go on.
+type checkpointRun struct {
+	done    chan struct{}
+	err     error
+	files   []*File // their slots wait for the sync
+	journal string  // the journal segment the checkpoint covers; removed after
+}
+
+// checkpointLocked writes every changed file's state slot (naming its new
+// rows and the rows of earlier slots; those go to the archives once the
+// redo log is half full, in the same sync phase), then syncs once. A file
+// whose rows overflow its redo room is rewritten whole instead. With
+// background, the sync runs while updates go on, and the journal rotates
+// so commits continue into a new segment; the next checkpoint waits for
+// it. Without, it returns once everything is durable.
+func (s *Store) checkpointLocked(ctx context.Context, background bool) error {
+	if err := s.finishCheckpoint(true); err != nil {
+		return err
+	}
+	s.since = 0
 	if len(s.dirty) == 0 {
 		return s.resetJournal()
 	}
-	// Every changed file's state slot (naming its new rows and the rows
-	// of its previous slot, which are written to the archives in the same
-	// phase), then one sync. A file whose rows overflow its redo room is
-	// rewritten whole and is then clean.
-	if err := parallel(ctx, len(s.dirty), func(i int) error {
-		_, err := s.dirty[i].writeSlot()
+	dirty := s.dirty
+	rewrote := make([]bool, len(dirty))
+	if err := parallel(ctx, len(dirty), func(i int) error {
+		var err error
+		rewrote[i], err = dirty[i].writeSlot()
 		return err
 	}); err != nil {
+		s.broken = err
 		return err
 	}
-	var written []*File
-	for _, f := range s.dirty {
-		if f.dirty {
-			written = append(written, f)
+	run := &checkpointRun{done: make(chan struct{})}
+	for i, f := range dirty {
+		if !rewrote[i] {
+			run.files = append(run.files, f)
 		}
 	}
-	if err := s.sync(written); err != nil {
+	s.dirty = nil
+	if s.jr != nil && s.jr.size > 0 {
+		old := filepath.Join(s.cfg.Dir, journalOld)
+		if _, err := os.Stat(old); err == nil || !background {
+			// An older segment is still there (recovery), or the caller
+			// waits anyway: sync, then empty the journal in place.
+			background = false
+		} else {
+			if err := s.rotateJournal(); err != nil {
+				s.broken = err
+				return err
+			}
+			run.journal = old
+		}
+	}
+	s.ckpt = run
+	go func() {
+		run.err = s.sync(run.files)
+		close(run.done)
+	}()
+	if background {
+		return nil
+	}
+	if err := s.finishCheckpoint(true); err != nil {
 		return err
 	}
-	for _, f := range written {
+	return s.resetJournal()
+}
+
+// finishCheckpoint completes the checkpoint in flight once its sync is
+// done (waiting for it when wait): the files' slots are durable, and the
+// journal segment it covered goes.
+func (s *Store) finishCheckpoint(wait bool) error {
+	if s.broken != nil {
+		return s.broken
+	}
+	run := s.ckpt
+	if run == nil {
+		return nil
+	}
+	if wait {
+		<-run.done
+	} else {
+		select {
+		case <-run.done:
+		default:
+			return nil
+		}
+	}
+	s.ckpt = nil
+	if run.err != nil {
+		s.broken = fmt.Errorf("rrd: checkpoint sync failed, the store must be reopened: %w", run.err)
+		return s.broken
+	}
+	for _, f := range run.files {
 		f.slotDurable()
 	}
-	s.dirty = s.dirty[:0]
-	return s.resetJournal()
+	if run.journal != "" {
+		if err := os.Remove(run.journal); err != nil {
+			s.broken = fmt.Errorf("rrd: remove journal segment: %w", err)
+			return s.broken
+		}
+	}
+	return nil
+}
+
+// rotateJournal moves the journal aside (its updates are in the slots
+// being synced) and starts a new one for the commits that follow.
+func (s *Store) rotateJournal() error {
+	cur := filepath.Join(s.cfg.Dir, journalName)
+	if err := os.Rename(cur, filepath.Join(s.cfg.Dir, journalOld)); err != nil {
+		return fmt.Errorf("rrd: rotate journal: %w", err)
+	}
+	s.jr.f.Close()
+	jr, err := openJournal(cur)
+	if err != nil {
+		return err
+	}
+	s.jr = jr
+	return syncDir(s.cfg.Dir)
 }
 
 func (s *Store) resetJournal() error {
 	s.since = 0
-	if s.jr == nil || s.jr.size == 0 {
+	if s.jr == nil {
 		return nil
 	}
-	return s.jr.reset()
+	if s.jr.size > 0 {
+		if err := s.jr.reset(); err != nil {
+			return err
+		}
+	}
+	old := filepath.Join(s.cfg.Dir, journalOld)
+	if err := os.Remove(old); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("rrd: remove journal segment: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) sync(files []*File) error {
@@ -422,7 +541,7 @@ func (s *Store) Close() error {
 	ctx := context.Background()
 	err := s.commitLocked(ctx)
 	if err == nil {
-		err = s.checkpointLocked(ctx)
+		err = s.checkpointLocked(ctx, false)
 	}
 	if err == nil {
 		// Leave the archives complete: write the rows the last slots name.
