@@ -46,14 +46,14 @@ func cpuModel(s domain.Spec, accel string) string {
 	return ""
 }
 
-// Args returns QEMU's command line (without the binary) for spec: a pc
+// commandLine returns QEMU's command line (without the binary) for spec: a pc
 // machine, started paused (-S) so the driver pins vCPUs before the guest
 // runs, QMP on a unix socket, the serial port to a file, -smp with the
 // topology, one memory backend and -numa node per vnode with -numa cpu
 // entries mapping each vCPU's socket/core/thread, disks on virtio (NBD
 // unix sockets or raw files) and NICs on taps. With bind, each vnode's
 // memory is bound to its host NUMA node (host-nodes=PNODE,policy=bind).
-func Args(s domain.Spec, accel string, p paths, bind bool) []string {
+func commandLine(s domain.Spec, accel string, p paths, bind bool) []string {
 	t := s.Topology
 	mib := s.Memory / domain.MiB
 	a := []string{

@@ -70,8 +70,8 @@ func TestArgs(t *testing.T) {
 			if err := s.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, Args(s, tt.accel, p, true)); diff != "" {
-				t.Errorf("Args (-want +got):\n%s", diff)
+			if diff := cmp.Diff(tt.want, commandLine(s, tt.accel, p, true)); diff != "" {
+				t.Errorf("commandLine (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -4,7 +4,7 @@
 //
 // # A domain's process
 //
-// [Args] builds the command line: a pc machine started paused (-S), QMP on
+// The driver builds the command line: a pc machine started paused (-S), QMP on
 // a unix socket in the domain's run directory, the serial console to a
 // file there, -smp sockets,cores,threads, one memory backend and
 // -numa node per vnode with -numa cpu mapping each vCPU, virtio disks from

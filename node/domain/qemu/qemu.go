@@ -258,7 +258,7 @@ func (d *Driver) start(ctx context.Context, x *dom) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(d.cfg.Binary, Args(spec, d.accel, x.p, d.cfg.BindNUMA)...)
+	cmd := exec.Command(d.cfg.Binary, commandLine(spec, d.accel, x.p, d.cfg.BindNUMA)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: a signal to the node's group does not reach
 	// the guest.
