@@ -32,11 +32,11 @@ type File struct {
 	inflight     []redoRow
 	inflightVals []float64
 	redo         []redoRow
-	flushing    bool // the slot being written sends the carried rows to the archives
-	dirty       bool
-	wrap        func(*os.File) fileIO // reopens after a rewrite
-	sc          scratch
-	buf         []byte
+	flushing     bool // the slot being written sends the carried rows to the archives
+	dirty        bool
+	wrap         func(*os.File) fileIO // reopens after a rewrite
+	sc           scratch
+	buf          []byte
 }
 
 // fileIO is what a File needs of its *os.File (tests record the writes
