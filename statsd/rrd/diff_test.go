@@ -4,31 +4,22 @@ import (
 	"testing"
 )
 
-func mustDS(t testing.TB, s ...string) []DS {
+func mustParse[T any](t testing.TB, parse func(string) (T, error), s []string) []T {
 	t.Helper()
-	var out []DS
+	var out []T
 	for _, x := range s {
-		d, err := ParseDS(x)
+		v, err := parse(x)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, d)
+		out = append(out, v)
 	}
 	return out
 }
 
-func mustRRA(t testing.TB, s ...string) []RRA {
-	t.Helper()
-	var out []RRA
-	for _, x := range s {
-		a, err := ParseRRA(x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, a)
-	}
-	return out
-}
+func mustDS(t testing.TB, s ...string) []DS { t.Helper(); return mustParse(t, ParseDS, s) }
+
+func mustRRA(t testing.TB, s ...string) []RRA { t.Helper(); return mustParse(t, ParseRRA, s) }
 
 func u(ts string, vals ...string) upd { return upd{ts: ts, vals: vals} }
 

@@ -24,21 +24,30 @@ const (
 var dsTypeNames = [...]string{Gauge: "GAUGE", Counter: "COUNTER", Derive: "DERIVE", Absolute: "ABSOLUTE", DCounter: "DCOUNTER", DDerive: "DDERIVE"}
 
 // String returns rrdtool's name of the type.
-func (t DSType) String() string {
-	if t >= Gauge && t <= DDerive {
-		return dsTypeNames[t]
+func (t DSType) String() string { return nameOf(dsTypeNames[:], int(t), "DSType") }
+
+// nameOf is names[i], or kind(i) for a value without a name.
+func nameOf(names []string, i int, kind string) string {
+	if i > 0 && i < len(names) {
+		return names[i]
 	}
-	return fmt.Sprintf("DSType(%d)", uint8(t))
+	return fmt.Sprintf("%s(%d)", kind, i)
 }
 
 // ParseDSType parses rrdtool's name of a data source type.
 func ParseDSType(s string) (DSType, error) {
-	for i, n := range dsTypeNames {
+	i, err := lookupName(dsTypeNames[:], s, "data source type")
+	return DSType(i), err
+}
+
+// lookupName finds s among names (index 0 is unused).
+func lookupName(names []string, s, what string) (int, error) {
+	for i, n := range names {
 		if n != "" && n == s {
-			return DSType(i), nil
+			return i, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: unknown data source type %q", ErrSpec, s)
+	return 0, fmt.Errorf("%w: unknown %s %q", ErrSpec, what, s)
 }
 
 // CF is a consolidation function.
@@ -55,21 +64,12 @@ const (
 var cfNames = [...]string{Average: "AVERAGE", Min: "MIN", Max: "MAX", Last: "LAST"}
 
 // String returns rrdtool's name of the function.
-func (c CF) String() string {
-	if c >= Average && c <= Last {
-		return cfNames[c]
-	}
-	return fmt.Sprintf("CF(%d)", uint8(c))
-}
+func (c CF) String() string { return nameOf(cfNames[:], int(c), "CF") }
 
 // ParseCF parses rrdtool's name of a consolidation function.
 func ParseCF(s string) (CF, error) {
-	for i, n := range cfNames {
-		if n != "" && n == s {
-			return CF(i), nil
-		}
-	}
-	return 0, fmt.Errorf("%w: unknown consolidation function %q", ErrSpec, s)
+	i, err := lookupName(cfNames[:], s, "consolidation function")
+	return CF(i), err
 }
 
 // Errors.

@@ -27,9 +27,9 @@ func DumpXML(w io.Writer, spec *Spec, st *State, read RowReader) error {
 		pdp := st.PDP[i]
 		p("\t<ds>\n\t\t<name> %s </name>\n\t\t<type> %s </type>\n", d.Name, d.Type)
 		p("\t\t<minimal_heartbeat>%d</minimal_heartbeat>\n", d.Heartbeat)
-		p("\t\t<min>%s</min>\n\t\t<max>%s</max>\n\n", xmlNum(d.Min), xmlNum(d.Max))
+		p("\t\t<min>%s</min>\n\t\t<max>%s</max>\n\n", FormatNumber(d.Min), FormatNumber(d.Max))
 		p("\t\t<!-- PDP Status -->\n\t\t<last_ds>%s</last_ds>\n", pdp.LastDS)
-		p("\t\t<value>%s</value>\n\t\t<unknown_sec> %d </unknown_sec>\n\t</ds>\n\n", xmlNum(pdp.Value), pdp.UnknownSec)
+		p("\t\t<value>%s</value>\n\t\t<unknown_sec> %d </unknown_sec>\n\t</ds>\n\n", FormatNumber(pdp.Value), pdp.UnknownSec)
 	}
 	p("\t<!-- Round Robin Archives -->\n")
 	nds := len(spec.DS)
@@ -38,14 +38,14 @@ func DumpXML(w io.Writer, spec *Spec, st *State, read RowReader) error {
 		rstep := int64(spec.Step * a.Steps)
 		p("\t<rra>\n\t\t<cf>%s</cf>\n", a.CF)
 		p("\t\t<pdp_per_row>%d</pdp_per_row> <!-- %d seconds -->\n\n", a.Steps, rstep)
-		p("\t\t<params>\n\t\t<xff>%s</xff>\n\t\t</params>\n", xmlNum(a.XFF))
+		p("\t\t<params>\n\t\t<xff>%s</xff>\n\t\t</params>\n", FormatNumber(a.XFF))
 		p("\t\t<cdp_prep>\n")
 		for d := 0; d < nds; d++ {
 			c := st.CDP[r*nds+d]
 			p("\t\t\t<ds>\n")
-			p("\t\t\t<primary_value>%s</primary_value>\n", xmlNum(c.Primary))
-			p("\t\t\t<secondary_value>%s</secondary_value>\n", xmlNum(c.Secondary))
-			p("\t\t\t<value>%s</value>\n", xmlNum(c.Value))
+			p("\t\t\t<primary_value>%s</primary_value>\n", FormatNumber(c.Primary))
+			p("\t\t\t<secondary_value>%s</secondary_value>\n", FormatNumber(c.Secondary))
+			p("\t\t\t<value>%s</value>\n", FormatNumber(c.Value))
 			p("\t\t\t<unknown_datapoints>%d</unknown_datapoints>\n", c.UnknownPDP)
 			p("\t\t\t</ds>\n")
 		}
@@ -59,7 +59,7 @@ func DumpXML(w io.Writer, spec *Spec, st *State, read RowReader) error {
 			ts := end - int64(a.Rows-1-k)*rstep
 			p("\t\t\t<!-- %s / %d --> <row>", xmlDate(ts), ts)
 			for _, v := range row {
-				p("<v>%s</v>", xmlNum(v))
+				p("<v>%s</v>", FormatNumber(v))
 			}
 			p("</row>\n")
 		}
@@ -77,8 +77,9 @@ func (f *File) DumpXML(w io.Writer) error { return DumpXML(w, &f.hdr.Spec, &f.st
 
 func xmlDate(sec int64) string { return time.Unix(sec, 0).UTC().Format("2006-01-02 15:04:05 MST") }
 
-// xmlNum formats like rrdtool's "%0.10e", with NaN, inf and -inf.
-func xmlNum(v float64) string {
+// FormatNumber formats a value the way rrdtool prints them, C's "%0.10e",
+// with NaN, inf and -inf.
+func FormatNumber(v float64) string {
 	switch {
 	case math.IsNaN(v):
 		return "NaN"

@@ -348,19 +348,29 @@ func (r Runner) fetch(args []string, w io.Writer) error {
 	if start > end {
 		return fmt.Errorf("start (%d) should be less than end (%d)", start, end)
 	}
-	f, err := rrd.Open(pos[0])
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fr, err := f.Fetch(cf, start, end, res)
-	if err != nil {
-		if errors.Is(err, rrd.ErrNoRRA) {
-			return fmt.Errorf("the RRD does not contain an RRA matching the chosen CF")
+	return withFile(pos[0], func(f *rrd.File) error {
+		fr, err := f.Fetch(cf, start, end, res)
+		if err != nil {
+			if errors.Is(err, rrd.ErrNoRRA) {
+				return fmt.Errorf("the RRD does not contain an RRA matching the chosen CF")
+			}
+			return err
 		}
+		return WriteFetch(w, fr)
+	})
+}
+
+// withFile opens an RRD file for fn and closes it after.
+func withFile(path string, fn func(*rrd.File) error) error {
+	f, err := rrd.Open(path)
+	if err != nil {
 		return err
 	}
-	return WriteFetch(w, fr)
+	err = fn(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // WriteFetch prints a fetch result the way rrdtool fetch does.
@@ -383,20 +393,16 @@ func WriteFetch(w io.Writer, fr *rrd.FetchResult) error {
 	return err
 }
 
-// cNum formats like C's "%0.10e", NaN as nan or -nan by its sign.
+// cNum formats like C's "%0.10e" (rrdtool fetch), NaN as nan or -nan by
+// its sign.
 func cNum(v float64) string {
-	switch {
-	case math.IsNaN(v):
+	if math.IsNaN(v) {
 		if math.Signbit(v) {
 			return "-nan"
 		}
 		return "nan"
-	case math.IsInf(v, 1):
-		return "inf"
-	case math.IsInf(v, -1):
-		return "-inf"
 	}
-	return strconv.FormatFloat(v, 'e', 10, 64)
+	return rrd.FormatNumber(v)
 }
 
 func dump(args []string, w io.Writer) error {
@@ -410,12 +416,10 @@ func dump(args []string, w io.Writer) error {
 	if len(pos) < 1 || len(pos) > 2 {
 		return fmt.Errorf("%w: dump needs a file name (and optionally an output file)", ErrUsage)
 	}
-	f, err := rrd.Open(pos[0])
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if len(pos) == 2 {
+	return withFile(pos[0], func(f *rrd.File) error {
+		if len(pos) == 1 {
+			return f.DumpXML(w)
+		}
 		out, err := os.Create(pos[1])
 		if err != nil {
 			return err
@@ -425,8 +429,7 @@ func dump(args []string, w io.Writer) error {
 			return err
 		}
 		return out.Close()
-	}
-	return f.DumpXML(w)
+	})
 }
 
 func restore(args []string) error {
@@ -473,12 +476,14 @@ func info(args []string, w io.Writer) error {
 	if len(args) != 1 {
 		return fmt.Errorf("%w: info needs a file name", ErrUsage)
 	}
-	f, err := rrd.Open(args[0])
-	if err != nil {
+	var spec rrd.Spec
+	var st rrd.State
+	if err := withFile(args[0], func(f *rrd.File) error {
+		spec, st = f.Spec(), f.State()
+		return nil
+	}); err != nil {
 		return err
 	}
-	defer f.Close()
-	spec, st := f.Spec(), f.State()
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	p("filename = %q\n", args[0])
@@ -509,28 +514,20 @@ func info(args []string, w io.Writer) error {
 			p("rra[%d].cdp_prep[%d].unknown_datapoints = %d\n", r, d, c.UnknownPDP)
 		}
 	}
-	_, err = io.WriteString(w, b.String())
+	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func infoNum(v float64) string {
-	if math.IsNaN(v) {
-		return "NaN"
-	}
-	return cNum(v)
-}
+func infoNum(v float64) string { return rrd.FormatNumber(v) }
 
 func last(args []string, w io.Writer) error {
 	if len(args) != 1 {
 		return fmt.Errorf("%w: last needs a file name", ErrUsage)
 	}
-	f, err := rrd.Open(args[0])
-	if err != nil {
+	return withFile(args[0], func(f *rrd.File) error {
+		_, err := fmt.Fprintf(w, "%d\n", f.Last().Sec)
 		return err
-	}
-	defer f.Close()
-	_, err = fmt.Fprintf(w, "%d\n", f.Last().Sec)
-	return err
+	})
 }
 
 func firstCmd(args []string, w io.Writer) error {
@@ -547,15 +544,12 @@ func firstCmd(args []string, w io.Writer) error {
 			return fmt.Errorf("%w: --rraindex %q", ErrUsage, v)
 		}
 	}
-	f, err := rrd.Open(pos[0])
-	if err != nil {
+	return withFile(pos[0], func(f *rrd.File) error {
+		t, err := f.First(idx)
+		if err != nil {
+			return fmt.Errorf("invalid rraindex number")
+		}
+		_, err = fmt.Fprintf(w, "%d\n", t)
 		return err
-	}
-	defer f.Close()
-	t, err := f.First(idx)
-	if err != nil {
-		return fmt.Errorf("invalid rraindex number")
-	}
-	_, err = fmt.Fprintf(w, "%d\n", t)
-	return err
+	})
 }
