@@ -15,9 +15,12 @@
 // request and grows by slow start, then additively, up to the target's
 // Buffer Count. The retransmission timeout comes from measured round trips
 // (RFC 6298: smoothed RTT plus four deviations, samples only from requests
-// sent once) with a floor and exponential backoff. A timeout halves the
-// window at most once per round trip. A retransmission gets a new tag; a
-// late reply to an older tag still completes the request.
+// sent once) with a floor and exponential backoff. A request overtaken by
+// more replies than the path's learnt reordering is retransmitted at once
+// (fast retransmit). A loss halves the window at most once per round trip,
+// and the cut is undone when the first transmission is answered after all.
+// A retransmission gets a new tag; a late reply to an older tag still
+// completes the request.
 //
 // # Multipath
 //

@@ -27,13 +27,24 @@ type path struct {
 	sendMu sync.Mutex // orders numbering and writing of transmissions
 	seq    uint64     // transmissions written on this path, numbering them
 	out    []*request // requests whose latest transmission is on this path, in send order
+
+	reorder int // overtakes that do not mean loss, learnt from replies
+	// undoCwnd and undoSsthresh are the window before the last cut, put
+	// back when the cut proves spurious (the "lost" request's first
+	// transmission is answered after all).
+	undoCwnd, undoSsthresh float64
 }
 
-// dupThresh is how many requests sent after r on the same path must be
-// answered before r is taken for lost and retransmitted at once, without
-// waiting for its timer (fast retransmit). The target runs requests in
-// parallel, so a few replies overtake each other even without loss.
-const dupThresh = 4
+// minReorder is the least number of requests sent after r on the same path
+// that must be answered before r is taken for lost and retransmitted at
+// once, without waiting for its timer (fast retransmit). A target that runs
+// requests in parallel answers out of order, so each path learns how far
+// replies overtake each other (path.reorder) and waits for more than that.
+const minReorder = 4
+
+// reorderDecay is how many replies pass before a path's reorder allowance
+// shrinks by one, so a burst of reordering is forgotten.
+const reorderDecay = 1024
 
 func (p *path) forget(r *request) {
 	for i, q := range p.out {
@@ -46,7 +57,7 @@ func (p *path) forget(r *request) {
 
 func newPath(info TargetInfo, link proto.Link, cfg *Config) *path {
 	m := max(1, min(info.BufferCount, cfg.MaxWindow))
-	return &path{info: info, link: link, cwnd: 1, ssthresh: float64(m), max: m, rto: cfg.InitialRTO}
+	return &path{info: info, link: link, cwnd: 1, ssthresh: float64(m), max: m, rto: cfg.InitialRTO, reorder: minReorder}
 }
 
 // room is how many more requests the window admits.
@@ -96,6 +107,7 @@ type request struct {
 	seq       uint64 // of the latest transmission on cur
 	overtaken int    // later requests on cur answered since
 	fast      bool   // fast-retransmitted already
+	cutBy     bool   // its fast retransmission cut the window
 	// cb runs once, with the reply (valid only during the call) or an error.
 	cb func(f *aoe.Frame, err error)
 }
@@ -237,20 +249,34 @@ func (in *Initiator) account(r *request, tag uint32) []sendable {
 		r.slot.timeouts = 0
 		r.slot.grow()
 	}
+	if len(r.tags) > 0 && tag == r.tags[0] {
+		// The first transmission was answered: r's overtakes were
+		// reordering, not loss. Learn how much, and undo a window cut
+		// that r's fast retransmission caused.
+		if r.overtaken >= p.reorder {
+			p.reorder = min(r.overtaken+1, p.max+1)
+		}
+		if r.cutBy && r.slot != nil && r.slot.undoCwnd > r.slot.cwnd {
+			r.slot.cwnd, r.slot.ssthresh = r.slot.undoCwnd, r.slot.undoSsthresh
+		}
+	}
+	if p.replies%reorderDecay == 0 && p.reorder > minReorder {
+		p.reorder--
+	}
 	var lost []*request
 	for _, q := range p.out {
 		if q.seq >= r.seq {
 			break
 		}
 		q.overtaken++
-		if q.overtaken >= dupThresh && !q.fast {
+		if q.overtaken > p.reorder && !q.fast {
 			q.fast = true
 			lost = append(lost, q)
 		}
 	}
 	var out []sendable
 	for _, q := range lost {
-		in.cut(q, time.Now())
+		q.cutBy = in.cut(q, time.Now())
 		q.retries++
 		out = append(out, in.transmit(q, q.cur))
 	}
@@ -258,13 +284,17 @@ func (in *Initiator) account(r *request, tag uint32) []sendable {
 }
 
 // cut halves the window of r's slot, at most once per round trip: only
-// for a request sent after the last cut.
-func (in *Initiator) cut(r *request, now time.Time) {
-	if s := r.slot; s != nil && r.sent.After(s.lastCut) {
-		s.ssthresh = max(s.cwnd/2, 1)
-		s.cwnd = s.ssthresh
-		s.lastCut = now
+// for a request sent after the last cut. It reports whether it cut.
+func (in *Initiator) cut(r *request, now time.Time) bool {
+	s := r.slot
+	if s == nil || !r.sent.After(s.lastCut) {
+		return false
 	}
+	s.undoCwnd, s.undoSsthresh = s.cwnd, s.ssthresh
+	s.ssthresh = max(s.cwnd/2, 1)
+	s.cwnd = s.ssthresh
+	s.lastCut = now
+	return true
 }
 
 // finish delivers r's outcome.
@@ -283,7 +313,7 @@ func (in *Initiator) timeout(r *request, gen int) {
 	now := time.Now()
 	p := r.cur
 	p.timeouts++
-	in.cut(r, now)
+	r.cutBy = in.cut(r, now)
 	if now.After(r.deadline) {
 		in.unpend(r)
 		in.mu.Unlock()
