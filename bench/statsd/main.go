@@ -5,7 +5,7 @@
 // same updates with BATCH, accepted and flushed to disk, in the same run.
 // The RRD engine alone (and rrdtool update) is measured by bench/rrd.
 //
-//	go run ./bench/statsd [-nodes 100] [-rounds 12]
+//	go run ./bench/statsd [-nodes 100] [-rounds 40]
 package main
 
 import (
@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench/statsd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	nodes := fs.Int("nodes", 100, "simulated nodes")
-	rounds := fs.Int("rounds", 12, "samples per node measured (one every 10 s of RRD time)")
+	rounds := fs.Int("rounds", 40, "samples per node measured (one every 10 s of RRD time; the store checkpoints every 30 commits)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
