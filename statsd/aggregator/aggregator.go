@@ -56,6 +56,9 @@ type Config struct {
 	FlushInterval time.Duration
 	// MaxPending bounds the updates waiting for the next flush.
 	MaxPending int
+	// MaxSeries bounds the series (files); updates of further new
+	// series are dropped as overflow.
+	MaxSeries int
 	// ReadBatch is how many frames one read takes at most.
 	ReadBatch int
 	Logger    *slog.Logger // nil: discard
@@ -81,7 +84,7 @@ func DefaultRRA() []rrd.RRA {
 // still be set to receive.
 func DefaultConfig(dir string) Config {
 	return Config{Dir: dir, Sync: rrd.SyncFS, Step: 10, Heartbeat: 120, RRA: DefaultRRA(),
-		FlushInterval: time.Second, MaxPending: 1 << 20, ReadBatch: 64}
+		FlushInterval: time.Second, MaxPending: 1 << 20, MaxSeries: 1 << 20, ReadBatch: 64}
 }
 
 // Validate checks the configuration.
@@ -98,8 +101,8 @@ func (c Config) Validate() error {
 	if c.FlushInterval <= 0 {
 		return fmt.Errorf("aggregator: Config.FlushInterval %v must be positive", c.FlushInterval)
 	}
-	if c.MaxPending < 1 || c.ReadBatch < 1 {
-		return fmt.Errorf("aggregator: Config.MaxPending %d and ReadBatch %d must be positive", c.MaxPending, c.ReadBatch)
+	if c.MaxPending < 1 || c.MaxSeries < 1 || c.ReadBatch < 1 {
+		return fmt.Errorf("aggregator: Config.MaxPending %d, MaxSeries %d and ReadBatch %d must be positive", c.MaxPending, c.MaxSeries, c.ReadBatch)
 	}
 	if err := spec(KindVIF, c.Step, c.Heartbeat, c.RRA).Validate(); err != nil {
 		return fmt.Errorf("aggregator: archives: %w", err)
@@ -322,6 +325,10 @@ func (a *Aggregator) queue(ss []sample) {
 		s := &ss[i]
 		e := a.entities[s.name]
 		if e == nil {
+			if len(a.entities) >= a.cfg.MaxSeries {
+				a.dropUpdate(DropOverflow, 1)
+				continue
+			}
 			e = &entity{name: s.name, kind: s.kind, labels: labelsOf(s.name, s.kind)}
 			a.entities[s.name] = e
 		}
