@@ -60,6 +60,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					&cli.Uint64Flag{Name: "heartbeat", Value: def.Heartbeat, Usage: "seconds of silence before a series is unknown"},
 					&cli.StringSliceFlag{Name: "rra", Usage: "archives of new files in rrdtool syntax (default: 10 s for a day, 1 min for a week, 1 h for 13 months; AVERAGE, MIN, MAX, LAST)"},
 					&cli.DurationFlag{Name: "flush", Value: def.FlushInterval, Usage: "how often received updates are committed to disk"},
+					&cli.IntFlag{Name: "max-series", Value: def.MaxSeries, Usage: "most series (files) kept; updates of more are dropped and counted"},
 					&cli.StringFlag{Name: "sync", Value: "fs", Usage: "how commits are made durable: fs (one syncfs), each (fsync per file), none"},
 					&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log to stderr"},
 				},
@@ -80,6 +81,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 func serve(c *cli.Context) error {
 	cfg := aggregator.DefaultConfig(c.String("dir"))
 	cfg.Step, cfg.Heartbeat, cfg.FlushInterval = c.Uint64("step"), c.Uint64("heartbeat"), c.Duration("flush")
+	cfg.MaxSeries = c.Int("max-series")
 	switch s := c.String("sync"); s {
 	case "fs":
 		cfg.Sync = rrd.SyncFS
