@@ -81,27 +81,18 @@ func createCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "nic", Usage: "a NIC MAC[@TAP] (repeatable)"},
 			&cli.BoolFlag{Name: "start", Usage: "start the domain once it is defined"},
 		),
-		Action: func(c *cli.Context) error {
-			n, err := dialNode(c)
-			if err != nil {
-				return err
-			}
-			defer n.Close()
+		Action: nodeAction(func(c *cli.Context, n *nodeConn) (domain.Info, error) {
 			spec, err := specFromFlags(c, n)
 			if err != nil {
-				return err
+				return domain.Info{}, err
 			}
-			info, err := n.client.Create(c.Context, n.mac, spec, c.Bool("start"))
-			if err != nil {
-				return n.fail(err)
-			}
-			if optBool(c, "json") {
-				return printJSON(c.App.Writer, info)
-			}
-			fmt.Fprintf(c.App.Writer, "%s %s on node %s: %d vCPUs (%dx%dx%d), %d MiB\n", info.Name, info.State, n.mac.NodeID(),
-				info.Spec.VCPUs, info.Spec.Topology.Sockets, info.Spec.Topology.Cores, info.Spec.Topology.Threads, info.Spec.Memory>>20)
+			return n.client.Create(c.Context, n.mac, spec, c.Bool("start"))
+		}, func(c *cli.Context, info domain.Info) error {
+			t := info.Spec.Topology
+			fmt.Fprintf(c.App.Writer, "%s %s: %d vCPUs (%dx%dx%d), %d MiB\n", info.Name, info.State,
+				info.Spec.VCPUs, t.Sockets, t.Cores, t.Threads, info.Spec.Memory>>20)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -233,26 +224,16 @@ func opCommands() []*cli.Command {
 			Usage:     o.usage,
 			UsageText: "mvctl " + o.name + " --mvmac MAC DOMID",
 			Flags:     withCommon(mvmacFlag(), domidFlag()),
-			Action: func(c *cli.Context) error {
+			Action: nodeAction(func(c *cli.Context, n *nodeConn) (domain.Info, error) {
 				id, err := domID(c)
 				if err != nil {
-					return err
+					return domain.Info{}, err
 				}
-				n, err := dialNode(c)
-				if err != nil {
-					return err
-				}
-				defer n.Close()
-				info, err := n.client.Do(c.Context, n.mac, id, o.op)
-				if err != nil {
-					return n.fail(err)
-				}
-				if optBool(c, "json") {
-					return printJSON(c.App.Writer, info)
-				}
-				fmt.Fprintf(c.App.Writer, "%s %s\n", info.Name, info.State)
-				return nil
-			},
+				return n.client.Do(c.Context, n.mac, id, o.op)
+			}, func(c *cli.Context, info domain.Info) error {
+				_, err := fmt.Fprintf(c.App.Writer, "%s %s\n", info.Name, info.State)
+				return err
+			}),
 		})
 	}
 	return out
@@ -264,27 +245,24 @@ func consoleCommand() *cli.Command {
 		Usage:     "print a domain's recent console (serial) output",
 		UsageText: "mvctl console --mvmac MAC DOMID",
 		Flags:     withCommon(mvmacFlag(), domidFlag()),
-		Action: func(c *cli.Context) error {
+		Action: nodeAction(func(c *cli.Context, n *nodeConn) (consoleOutput, error) {
 			id, err := domID(c)
 			if err != nil {
-				return err
+				return consoleOutput{}, err
 			}
-			n, err := dialNode(c)
-			if err != nil {
-				return err
-			}
-			defer n.Close()
 			data, err := n.client.Console(c.Context, n.mac, id)
-			if err != nil {
-				return n.fail(err)
-			}
-			if optBool(c, "json") {
-				return printJSON(c.App.Writer, map[string]any{"id": id, "console": string(data)})
-			}
-			_, err = c.App.Writer.Write(data)
+			return consoleOutput{ID: id, Console: string(data)}, err
+		}, func(c *cli.Context, out consoleOutput) error {
+			_, err := io.WriteString(c.App.Writer, out.Console)
 			return err
-		},
+		}),
 	}
+}
+
+// consoleOutput is mvctl console --json.
+type consoleOutput struct {
+	ID      int    `json:"id"`
+	Console string `json:"console"`
 }
 
 func vcpuPinCommand() *cli.Command {
@@ -296,29 +274,23 @@ func vcpuPinCommand() *cli.Command {
 			&cli.IntFlag{Name: "vcpu", Aliases: []string{"v"}, Usage: "the vCPU number", Required: true},
 			&cli.IntFlag{Name: "pcpu", Aliases: []string{"c"}, Usage: "the host CPU (logical index)", Required: true},
 		),
-		Action: func(c *cli.Context) error { return vcpuPin(c, c.Int("vcpu"), c.Int("pcpu")) },
+		Action: vcpuPin(func(c *cli.Context) (int, error) { return c.Int("vcpu"), nil }),
 	}
 }
 
-func vcpuPin(c *cli.Context, vcpu, pcpu int) error {
-	id, err := domID(c)
-	if err != nil {
-		return err
-	}
-	n, err := dialNode(c)
-	if err != nil {
-		return err
-	}
-	defer n.Close()
-	vs, err := n.client.Pin(c.Context, n.mac, id, vcpu, pcpu)
-	if err != nil {
-		return n.fail(err)
-	}
-	if optBool(c, "json") {
-		return printJSON(c.App.Writer, vs)
-	}
-	writeVCPUs(c.App.Writer, domain.Name(id), id, vs)
-	return nil
+// vcpuPin pins vCPU vcpu(c) of domain -d to host CPU -c.
+func vcpuPin(vcpu func(c *cli.Context) (int, error)) cli.ActionFunc {
+	return nodeAction(func(c *cli.Context, n *nodeConn) ([]domain.VCPUInfo, error) {
+		id, err := domID(c)
+		if err != nil {
+			return nil, err
+		}
+		v, err := vcpu(c)
+		if err != nil {
+			return nil, err
+		}
+		return n.client.Pin(c.Context, n.mac, id, v, c.Int("pcpu"))
+	}, printVCPUs)
 }
 
 func vcpuInfoCommand() *cli.Command {
@@ -328,26 +300,25 @@ func vcpuInfoCommand() *cli.Command {
 		Usage:     "show a domain's vCPUs: where each runs, its CPU time and affinity",
 		UsageText: "mvctl vcpuinfo --mvmac MAC DOMID",
 		Flags:     withCommon(mvmacFlag(), domidFlag()),
-		Action:    func(c *cli.Context) error { return vcpuInfo(c) },
+		Action:    vcpuInfo,
 	}
 }
 
+// vcpuInfo shows domain -d's vCPUs.
 func vcpuInfo(c *cli.Context) error {
+	return nodeAction(func(c *cli.Context, n *nodeConn) ([]domain.VCPUInfo, error) {
+		id, err := domID(c)
+		if err != nil {
+			return nil, err
+		}
+		return n.client.VCPUs(c.Context, n.mac, id)
+	}, printVCPUs)(c)
+}
+
+func printVCPUs(c *cli.Context, vs []domain.VCPUInfo) error {
 	id, err := domID(c)
 	if err != nil {
 		return err
-	}
-	n, err := dialNode(c)
-	if err != nil {
-		return err
-	}
-	defer n.Close()
-	vs, err := n.client.VCPUs(c.Context, n.mac, id)
-	if err != nil {
-		return n.fail(err)
-	}
-	if optBool(c, "json") {
-		return printJSON(c.App.Writer, vs)
 	}
 	writeVCPUs(c.App.Writer, domain.Name(id), id, vs)
 	return nil
@@ -381,28 +352,18 @@ func showCommand() *cli.Command {
 			Usage:     "each domain's memory per host NUMA node and its vnode layout, as the MicroVisor console prints it",
 			UsageText: "mvctl show numa --mvmac MAC [DOMID]",
 			Flags:     withCommon(mvmacFlag(), domidFlag()),
-			Action: func(c *cli.Context) error {
+			Action: nodeAction(func(c *cli.Context, n *nodeConn) (nodeclient.NUMAReport, error) {
 				id := 0
 				if c.IsSet("domid") || c.NArg() > 0 {
 					var err error
 					if id, err = domID(c); err != nil {
-						return err
+						return nodeclient.NUMAReport{}, err
 					}
 				}
-				n, err := dialNode(c)
-				if err != nil {
-					return err
-				}
-				defer n.Close()
-				rep, err := n.client.NUMA(c.Context, n.mac, id)
-				if err != nil {
-					return n.fail(err)
-				}
-				if optBool(c, "json") {
-					return printJSON(c.App.Writer, rep)
-				}
+				return n.client.NUMA(c.Context, n.mac, id)
+			}, func(c *cli.Context, rep nodeclient.NUMAReport) error {
 				return domain.FormatNUMA(c.App.Writer, domain.ConsolePrefix(rep.At), rep.Domains...)
-			},
+			}),
 		}},
 	}
 }
@@ -413,26 +374,16 @@ func wildCommand() *cli.Command {
 		Usage:     "list guests running on a node that it did not start (import them with mvctl import)",
 		UsageText: "mvctl wild --mvmac MAC",
 		Flags:     withCommon(mvmacFlag()),
-		Action: func(c *cli.Context) error {
-			n, err := dialNode(c)
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			ws, err := n.client.Wild(c.Context, n.mac)
-			if err != nil {
-				return n.fail(err)
-			}
-			if optBool(c, "json") {
-				return printJSON(c.App.Writer, ws)
-			}
+		Action: nodeAction(func(c *cli.Context, n *nodeConn) ([]domain.Wild, error) {
+			return n.client.Wild(c.Context, n.mac)
+		}, func(c *cli.Context, ws []domain.Wild) error {
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "PID\tNAME\tVCPUS\tMEMORY\tQMP")
 			for _, w := range ws {
 				fmt.Fprintf(tw, "%d\t%s\t%d\t%d MiB\t%s\n", w.PID, dash(w.Name), w.VCPUs, w.Memory>>20, dash(w.QMP))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 }
 
@@ -445,22 +396,12 @@ func importCommand() *cli.Command {
 			&cli.IntFlag{Name: "pid", Usage: "the wild guest's process id", Required: true},
 			&cli.IntFlag{Name: "id", Aliases: []string{"d"}, Usage: "the domain id to give it", Required: true},
 		),
-		Action: func(c *cli.Context) error {
-			n, err := dialNode(c)
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			info, err := n.client.Import(c.Context, n.mac, c.Int("pid"), c.Int("id"))
-			if err != nil {
-				return n.fail(err)
-			}
-			if optBool(c, "json") {
-				return printJSON(c.App.Writer, info)
-			}
-			fmt.Fprintf(c.App.Writer, "%s %s (imported pid %d)\n", info.Name, info.State, c.Int("pid"))
-			return nil
-		},
+		Action: nodeAction(func(c *cli.Context, n *nodeConn) (domain.Info, error) {
+			return n.client.Import(c.Context, n.mac, c.Int("pid"), c.Int("id"))
+		}, func(c *cli.Context, info domain.Info) error {
+			_, err := fmt.Fprintf(c.App.Writer, "%s %s (imported pid %d)\n", info.Name, info.State, c.Int("pid"))
+			return err
+		}),
 	}
 }
 
@@ -468,9 +409,9 @@ func importCommand() *cli.Command {
 // and mvctl --mvmac MAC --vcpuinfo N, as the MicroVisor CLI takes them.
 // The app registers seedFlags among its flags and seedAction as its
 // action (see the report to the lead).
+// (--mvmac itself is among the app's flags already.)
 func seedFlags() []cli.Flag {
 	return []cli.Flag{
-		mvmacFlag(),
 		&cli.BoolFlag{Name: "vcpu-pin", Usage: "with -d DOMID --vcpu VCPU -c PCPU: pin a vCPU"},
 		&cli.IntFlag{Name: "vcpuinfo", Usage: "show the vCPUs of domain `DOMID`"},
 		domidFlag(),
@@ -496,7 +437,7 @@ func seedAction(c *cli.Context) error {
 		if !c.IsSet("pcpu") || !c.IsSet("domid") {
 			return errors.New("--vcpu-pin needs -d DOMID, -v VCPU and -c PCPU")
 		}
-		return vcpuPin(c, vcpu, c.Int("pcpu"))
+		return vcpuPin(func(*cli.Context) (int, error) { return vcpu, nil })(c)
 	case c.IsSet("vcpuinfo"):
 		if err := c.Set("domid", strconv.Itoa(c.Int("vcpuinfo"))); err != nil {
 			return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -65,6 +66,26 @@ func (n *nodeConn) fail(err error) error {
 	return explain(err, n.mac, n.iface, n.tol)
 }
 
+// nodeAction is the action of a command that asks one node: it opens the
+// endpoint, runs ask, and prints the answer as JSON (--json) or as text.
+func nodeAction[T any](ask func(c *cli.Context, n *nodeConn) (T, error), text func(c *cli.Context, v T) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		n, err := dialNode(c)
+		if err != nil {
+			return err
+		}
+		defer n.Close()
+		v, err := ask(c, n)
+		if err != nil {
+			return n.fail(err)
+		}
+		if optBool(c, "json") {
+			return printJSON(c.App.Writer, v)
+		}
+		return text(c, v)
+	}
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -77,22 +98,12 @@ func infoCommand() *cli.Command {
 		Usage:     "describe a node: hardware, NUMA, allocation, wild and zombie domains",
 		UsageText: "mvctl info --mvmac MAC [--json]",
 		Flags:     withCommon(mvmacFlag()),
-		Action: func(c *cli.Context) error {
-			n, err := dialNode(c)
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			info, err := n.client.Info(c.Context, n.mac)
-			if err != nil {
-				return n.fail(err)
-			}
-			if optBool(c, "json") {
-				return printJSON(c.App.Writer, info)
-			}
+		Action: nodeAction(func(c *cli.Context, n *nodeConn) (nodeclient.NodeInfo, error) {
+			return n.client.Info(c.Context, n.mac)
+		}, func(c *cli.Context, info nodeclient.NodeInfo) error {
 			writeInfo(c.App.Writer, info)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -154,22 +165,12 @@ func domainsCommand() *cli.Command {
 		Usage:     "list a node's domains",
 		UsageText: "mvctl domains --mvmac MAC [--json]",
 		Flags:     withCommon(mvmacFlag()),
-		Action: func(c *cli.Context) error {
-			n, err := dialNode(c)
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			doms, err := n.client.List(c.Context, n.mac)
-			if err != nil {
-				return n.fail(err)
-			}
-			if optBool(c, "json") {
-				return printJSON(c.App.Writer, doms)
-			}
+		Action: nodeAction(func(c *cli.Context, n *nodeConn) ([]domain.Info, error) {
+			return n.client.List(c.Context, n.mac)
+		}, func(c *cli.Context, doms []domain.Info) error {
 			writeDomains(c.App.Writer, doms)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -226,13 +227,20 @@ func discoverNodes(c *cli.Context) error {
 	return nil
 }
 
+// writeNodes prints the nodes as a table, then what answered without
+// being a node (a controller, mvctl responder) and any node's error.
 func writeNodes(w io.Writer, found []nodeclient.Found) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tMAC\tHOSTNAME\tHYPERVISOR\tRACK/CHASSIS/BLADE\tPCPUS\tMEMORY\tDOMAINS")
+	var others []string
 	for _, f := range found {
 		s := f.Summary
-		if f.Err != nil {
-			fmt.Fprintf(tw, "%s\t%s\terror: %v\t\t\t\t\t\n", f.From.NodeID(), f.From, f.Err)
+		switch {
+		case errors.Is(f.Err, proto.ErrUnknownMethod):
+			others = append(others, f.From.String())
+			continue
+		case f.Err != nil:
+			others = append(others, fmt.Sprintf("%s (%v)", f.From, f.Err))
 			continue
 		}
 		loc := "-"
@@ -243,4 +251,7 @@ func writeNodes(w io.Writer, found []nodeclient.Found) {
 			loc, s.PCPUs, s.Memory>>30, s.Domains, s.Running)
 	}
 	tw.Flush()
+	if len(others) > 0 {
+		fmt.Fprintf(w, "not nodes (no node.discover): %s\n", strings.Join(others, ", "))
+	}
 }
