@@ -272,24 +272,38 @@ func (in *Initiator) Discover(ctx context.Context, shelf uint16, slot uint8) ([]
 	if err != nil {
 		return nil, err
 	}
-	sent := 0
-	for i, l := range in.links {
-		if err := l.WriteTo(b, proto.Broadcast); err != nil {
-			in.log.Warn("aoe initiator: discovery broadcast", "link", i, "err", err)
-			continue
+	broadcast := func() int {
+		sent := 0
+		for i, l := range in.links {
+			if err := l.WriteTo(b, proto.Broadcast); err != nil {
+				in.log.Warn("aoe initiator: discovery broadcast", "link", i, "err", err)
+				continue
+			}
+			sent++
 		}
-		sent++
+		return sent
 	}
-	if sent == 0 {
+	if broadcast() == 0 {
 		return nil, fmt.Errorf("initiator: discovery: no link could send")
 	}
-	t := time.NewTimer(in.cfg.DiscoverWait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	case <-in.done:
-		return nil, ErrClosed
+	// Ask again three more times within the wait, in case a broadcast or
+	// an answer was lost; answers are counted once.
+	end := time.NewTimer(in.cfg.DiscoverWait)
+	defer end.Stop()
+	again := time.NewTicker(in.cfg.DiscoverWait / 4)
+	defer again.Stop()
+wait:
+	for {
+		select {
+		case <-end.C:
+			break wait
+		case <-again.C:
+			broadcast()
+		case <-ctx.Done():
+			break wait
+		case <-in.done:
+			return nil, ErrClosed
+		}
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()

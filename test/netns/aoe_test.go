@@ -315,11 +315,11 @@ func TestAoEToolsAndTsharkAgreeWithOurTarget(t *testing.T) {
 		t.Errorf("discovery found the masked export 3.2: %+v", found)
 	}
 
-	if out, err := tool(bin["mvaoe"], "discover", "--iface", ini.Iface, "--wait", "300ms"); err != nil ||
+	if out, err := tool(bin["mvaoe"], "discover", "--iface", ini.Iface, "--wait", "1s"); err != nil ||
 		!strings.Contains(out, "3.1") || !strings.Contains(out, tgt.MAC.String()) || !strings.Contains(out, `"vol=beta"`) || strings.Contains(out, "3.2") {
 		t.Errorf("mvaoe discover: %v; want 3.1 at %s with its config string, and not the masked 3.2:\n%s", err, tgt.MAC, out)
 	}
-	if out, err := tool(bin["mvaoe"], "stat", "--iface", ini.Iface, "--wait", "300ms"); err != nil ||
+	if out, err := tool(bin["mvaoe"], "stat", "--iface", ini.Iface, "--wait", "1s"); err != nil ||
 		!strings.Contains(out, "0.008 GB") || !strings.Contains(out, "mvstack AoE") {
 		t.Errorf("mvaoe stat: %v; want 3.1 with 8 MiB and our model:\n%s", err, out)
 	}
