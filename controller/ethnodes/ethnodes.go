@@ -209,17 +209,19 @@ func (s *Source) onHeartbeat(from proto.MAC, hb nodeclient.Heartbeat) {
 }
 
 // Discover implements controller.NodeSource: it broadcasts
-// nodeclient.MethodDiscover carrying term, reports every answer as a sign
-// of life, and asks each node that is new to this replica, restarted, or
-// whose summary changed for its full inventory (node.info), reported as a
-// registration. It returns once those calls are done; an error means the
+// nodeclient.MethodDiscover carrying term and asks each node that answers
+// and is new to this replica, restarted, or whose summary changed for its
+// full inventory (node.info), reported as a registration. Other answers
+// report nothing: liveness rests on heartbeats and probes. It returns once those calls are done; an error means the
 // broadcast itself failed.
 func (s *Source) Discover(ctx context.Context, term uint64) error {
 	found, err := s.client.WithTerm(term).Discover(ctx, s.cfg.DiscoverWindow)
-	now := time.Now()
 	var wg sync.WaitGroup
 	for _, f := range found {
-		if f.Err != nil {
+		switch {
+		case errors.Is(f.Err, proto.ErrUnknownMethod):
+			continue // another controller replica, or mvctl: not a node
+		case f.Err != nil:
 			s.log.Warn("discovery answer refused", "from", f.From.String(), "err", f.Err)
 			continue
 		}
@@ -228,7 +230,6 @@ func (s *Source) Discover(ctx context.Context, term uint64) error {
 		stale := !k.fetched || k.summary != hardwareOf(f.Summary)
 		s.mu.Unlock()
 		if !stale {
-			s.publish(controller.Report{MAC: f.From, At: now})
 			continue
 		}
 		wg.Add(1)
