@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"bytes"
 	"fmt"
 	"image/color"
 	"io"
@@ -71,9 +72,26 @@ func Graph(fr *FetchResponse, format string, width, height int) (io.WriterTo, er
 	case "svg":
 		c := vgsvg.New(w, h)
 		p.Draw(draw.New(c))
-		return c, nil
+		return svgPixels{c, width, height}, nil
 	}
 	return nil, fmt.Errorf("aggregator: graph format %q: png or svg", format)
+}
+
+// svgPixels sizes the SVG in pixels, as asked, rather than in points.
+type svgPixels struct {
+	c    *vgsvg.Canvas
+	w, h int
+}
+
+func (s svgPixels) WriteTo(w io.Writer) (int64, error) {
+	var b bytes.Buffer
+	if _, err := s.c.WriteTo(&b); err != nil {
+		return 0, err
+	}
+	out := bytes.Replace(b.Bytes(), fmt.Appendf(nil, `width="%dpt" height="%dpt"`, s.w, s.h),
+		fmt.Appendf(nil, `width="%dpx" height="%dpx"`, s.w, s.h), 1)
+	n, err := w.Write(out)
+	return int64(n), err
 }
 
 // legendThumb draws a legend entry's line.
