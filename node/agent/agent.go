@@ -60,8 +60,8 @@ type Agent struct {
 	httpLn  net.Listener
 }
 
-// New builds the node: endpoint, inventory, ledger, driver, handlers. The
-// node answers on the control protocol when New returns.
+// New builds the node: endpoint, inventory, ledger, driver, handlers and
+// the /metrics server. The node answers when New returns.
 func New(cfg Config) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -144,6 +144,10 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.registerHandlers()
+	if err := a.serveMetrics(); err != nil {
+		a.ep.Close()
+		return nil, err
+	}
 	log.Info("node up", "node", a.inv.NodeID, "mac", link.Addr().String(), "driver", a.drv.Hypervisor(),
 		"pcpus", a.inv.PCPUs(), "memory_mib", a.inv.Memory/domain.MiB)
 	return a, nil
@@ -182,13 +186,11 @@ func (a *Agent) Inventory() *inventory.Inventory { return a.inv }
 // Perfc returns the node's counter set (the PERFC commands read it).
 func (a *Agent) Perfc() *perfc.Set { return a.set }
 
-// Run sends heartbeats, looks for wild guests and serves /metrics until
-// ctx ends, then closes the node (see Close).
+// Run adopts the node's own guests left running by an earlier mvnode, then
+// sends heartbeats and looks for wild guests until ctx ends, then closes
+// the node (see Close).
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.Close()
-	if err := a.serveMetrics(); err != nil {
-		return err
-	}
 	a.adopt(ctx)
 	a.scanWild(ctx)
 	a.heartbeat(ctx)

@@ -10,10 +10,10 @@
 // [New] builds an Agent from a [Config]: it opens the control protocol on
 // the management interface (or the Link given), takes the node id from
 // that interface's MAC, builds the inventory (probed, or declared for a
-// simulated node), the ledger and the driver, and registers every
-// handler; from then on the node answers. [Agent.Run] sends heartbeats,
-// rescans for wild guests and serves /metrics until its context ends, then
-// shuts down: simulated domains are dropped with the process, QEMU guests
+// simulated node), the ledger and the driver, registers every handler and
+// starts /metrics; from then on the node answers. [Agent.Run] adopts the
+// node's own guests left by an earlier run, sends heartbeats and rescans
+// for wild guests until its context ends, then shuts down: simulated domains are dropped with the process, QEMU guests
 // are left running and are adopted again as the node's own at the next
 // start (the state directory remembers which domains the node should run).
 //

@@ -79,7 +79,7 @@ func (a *Agent) serveMetrics() error {
 	return nil
 }
 
-// MetricsAddr is the address /metrics listens on, once Run started it.
+// MetricsAddr is the address /metrics listens on ("" without one).
 func (a *Agent) MetricsAddr() string {
 	a.httpMu.Lock()
 	defer a.httpMu.Unlock()

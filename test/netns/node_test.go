@@ -211,7 +211,7 @@ func TestNodes(t *testing.T) {
 		wantIn(t, "discover", out, "not nodes (no node.discover): "+ctlHost.MAC.String())
 	})
 	t.Run("sim", func(t *testing.T) { simNode(t, ctx, nl, sims[0]) })
-	t.Run("qemu", func(t *testing.T) { qemuNode(t, ctx, nl, qhost, exporter, beats, qargs) })
+	t.Run("qemu", func(t *testing.T) { qemuNode(t, ctx, nl, qhost, exporter, beats, qstate, qargs) })
 }
 
 // endpointOnWithKey opens the control protocol on h with the key file.
@@ -228,7 +228,7 @@ func endpointOnWithKey(t *testing.T, h *netns.Host, keyFile string) *proto.Endpo
 // exporter, checks pinning and NUMA against the real process, kills QEMU
 // to see the crash reported, restarts mvnode to see the guest adopted, and
 // shuts the guest down to find its write on the exporter's file.
-func qemuNode(t *testing.T, ctx context.Context, nl *nodeLab, q, exporter *netns.Host, beats <-chan nodeclient.Heartbeat, qargs []string) {
+func qemuNode(t *testing.T, ctx context.Context, nl *nodeLab, q, exporter *netns.Host, beats <-chan nodeclient.Heartbeat, qstate string, qargs []string) {
 	g, err := guest.Build(ctx, guest.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -251,6 +251,12 @@ func qemuNode(t *testing.T, ctx context.Context, nl *nodeLab, q, exporter *netns
 	wantIn(t, "guest console", con, guest.NodesPrefix+" node0 node1", "mvguest: disk marker written")
 
 	pid, threads := qemuThreads(t, ctx, nl, q, 1)
+
+	// The same id again: refused, and still one QEMU for dn1.
+	wantIn(t, "create twice", nl.mustFail(t, ctx, q, "create", "--id", "1", "--memory", "128M", "--start"), "dn1 is already defined")
+	if n := qemusNamed(t, "guest=dn1,", qstate); n != 1 {
+		t.Errorf("%d QEMU processes for dn1 after creating it twice, want 1", n)
+	}
 	wantAffinity(t, pid, threads, map[int]string{0: "0", 1: "1"})
 	nl.must(t, ctx, q, "vcpu-pin", "-d", "1", "-v", "0", "-c", "1")
 	wantAffinity(t, pid, threads, map[int]string{0: "1", 1: "1"})
@@ -409,4 +415,25 @@ func seedCLI(t *testing.T, ctx context.Context, nl *nodeLab, n *netns.Host) {
 		t.Fatal(err)
 	}
 	wantIn(t, "--vcpuinfo", out, "dn5   5   1     33", "dn5   5   2     40")
+}
+
+// qemusNamed counts the QEMU processes whose command line names the guest
+// (-name guest=dnN,…) and a path under dir (the node's state directory).
+func qemusNamed(t *testing.T, name, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.HasPrefix(filepath.Base(strings.SplitN(string(b), "\x00", 2)[0]), "qemu-system-") {
+			continue
+		}
+		if strings.Contains(string(b), name) && strings.Contains(string(b), dir) {
+			n++
+		}
+	}
+	return n
 }

@@ -1,5 +1,0 @@
-package agent_test
-
-import "runtime"
-
-func runtimeGosched() { runtime.Gosched() }
