@@ -342,6 +342,12 @@ func TestStatsdFourNodes(t *testing.T) {
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// rrdtool's commands read the files as scripts would.
+	hostFile := filepath.Join(data, node, "host.rrd")
+	out, err := statsHost.Run(ctx, bin["mvstatsd"], "rrd", "fetch", hostFile, "AVERAGE", "--start", fmt.Sprint(now-5), "--end", fmt.Sprint(now-2))
+	if err != nil || !strings.Contains(out, "mem_free") || !strings.Contains(out, fmt.Sprintf("%d:", now-2)) {
+		t.Errorf("mvstatsd rrd fetch %s: %v\n%s", hostFile, err, out)
+	}
 
 	// Restarted, the daemon finds every series and keeps storing.
 	daemon = start()
