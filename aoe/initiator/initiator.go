@@ -176,9 +176,30 @@ func (in *Initiator) tag() uint32 {
 // read is the reader goroutine of link i.
 func (in *Initiator) read(i int, l proto.Link) {
 	defer in.wg.Done()
-	buf := make([]byte, l.MTU())
+	frames := make([]proto.Frame, 1)
+	br, batch := l.(proto.BatchReader)
+	if batch {
+		frames = make([]proto.Frame, 32)
+	}
+	bufs := make([][]byte, len(frames))
+	for k := range bufs {
+		bufs[k] = make([]byte, l.MTU())
+	}
 	for {
-		n, src, _, err := l.ReadFrom(buf)
+		var (
+			n   int
+			err error
+		)
+		if batch {
+			for k := range frames {
+				frames[k].Payload = bufs[k]
+			}
+			n, err = br.ReadBatch(frames)
+		} else {
+			var m int
+			m, frames[0].Src, frames[0].Dst, err = l.ReadFrom(bufs[0])
+			frames[0].Payload, n = bufs[0][:m], 1
+		}
 		if err != nil {
 			select {
 			case <-in.done:
@@ -194,11 +215,19 @@ func (in *Initiator) read(i int, l proto.Link) {
 			in.log.Warn("aoe initiator: reading link", "link", i, "err", err)
 			return
 		}
-		var f aoe.Frame
-		if f.UnmarshalBinary(buf[:n]) != nil || !f.IsResponse() || f.Version != aoe.Version {
-			continue
+		for _, fr := range frames[:n] {
+			var f aoe.Frame
+			if f.UnmarshalBinary(fr.Payload) != nil || !f.IsResponse() || f.Version != aoe.Version {
+				continue
+			}
+			in.reply(i, fr.Src, &f)
 		}
-		in.reply(i, src, &f)
+		if batch {
+			// ReadBatch may have moved buffers between slots.
+			for k := range frames {
+				bufs[k] = frames[k].Payload[:cap(frames[k].Payload)]
+			}
+		}
 	}
 }
 

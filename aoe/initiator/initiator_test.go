@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/mvstack/mvstack/aoe/internal/batchlink"
 	"github.com/mvstack/mvstack/aoe/target"
 	"github.com/mvstack/mvstack/proto"
 	"github.com/mvstack/mvstack/proto/linktest"
@@ -44,6 +45,13 @@ func mac(i byte) proto.MAC { return proto.MAC{2, 0, 0, 0, 0, i} }
 func serve(t *testing.T, sw *linktest.Switch, m proto.MAC, exports ...target.ExportConfig) *linktest.Link {
 	t.Helper()
 	l := sw.Link(m, proto.EtherTypeAoE)
+	serveOn(t, l, exports...)
+	return l
+}
+
+// serveOn runs a target with the exports on l and stops it at cleanup.
+func serveOn(t *testing.T, l proto.Link, exports ...target.ExportConfig) {
+	t.Helper()
 	srv, err := target.NewServer(l, target.DefaultConfig(), exports...)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +65,6 @@ func serve(t *testing.T, sw *linktest.Switch, m proto.MAC, exports ...target.Exp
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return l
 }
 
 func exportOf(shelf uint16, slot uint8, b target.Backend) target.ExportConfig {
@@ -131,14 +138,22 @@ func writeReadVerify(t *testing.T, d *Device, size int, seed uint64) {
 }
 
 func TestWriteReadVerifyAtBothMTUs(t *testing.T) {
-	for _, mtu := range []int{1500, 9000} {
-		t.Run(map[int]string{1500: "1500", 9000: "9000"}[mtu], func(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		mtu   int
+		batch bool
+	}{{"1500", 1500, false}, {"9000", 9000, false}, {"9000 batched", 9000, true}} {
+		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				sw := linktest.NewSwitch(linktest.Config{MTU: mtu})
+				sw := linktest.NewSwitch(linktest.Config{MTU: c.mtu})
 				t.Cleanup(func() { sw.Close() })
 				backend := &mem{b: make([]byte, 4<<20)}
-				serve(t, sw, mac(1), exportOf(3, 4, backend))
-				in := newInitiator(t, sw.Link(mac(9), proto.EtherTypeAoE))
+				var tl, il proto.Link = sw.Link(mac(1), proto.EtherTypeAoE), sw.Link(mac(9), proto.EtherTypeAoE)
+				if c.batch {
+					tl, il = batchlink.New(tl.(*linktest.Link)), batchlink.New(il.(*linktest.Link))
+				}
+				serveOn(t, tl, exportOf(3, 4, backend))
+				in := newInitiator(t, il)
 				d, err := in.Open(context.Background(), 3, 4)
 				if err != nil {
 					t.Fatal(err)

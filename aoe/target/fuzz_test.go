@@ -37,9 +37,13 @@ func FuzzHandle(f *testing.F) {
 		}
 		buf := <-srv.free
 		n := copy(buf, b)
-		if srv.handle(buf, n, clientMAC) {
+		kept, inline := srv.handle(buf, n, clientMAC)
+		switch {
+		case inline != nil:
+			srv.doATA(*inline)
+		case kept:
 			srv.doATA(<-srv.work)
-		} else {
+		default:
 			srv.free <- buf
 		}
 		if !g.guardsIntact() {

@@ -131,6 +131,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, e := range s.exports {
 		s.announce(e)
 	}
+	if br, ok := s.link.(proto.BatchReader); ok {
+		return s.readBatches(ctx, br)
+	}
 	for {
 		var buf []byte
 		select {
@@ -149,8 +152,110 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("target: reading link: %w", err)
 		}
-		if !s.handle(buf, n, src) {
+		kept, inline := s.handle(buf, n, src)
+		if inline != nil {
+			s.doATA(*inline)
+		} else if !kept {
 			s.free <- buf
+		}
+	}
+}
+
+// maxBatch is the most frames the reader takes from the link per call.
+const maxBatch = 32
+
+// readBatches is the reader loop over a link that reads many frames per
+// system call: it takes as many free buffers as are at hand (up to
+// maxBatch), reads a batch, handles every frame, and sends the replies it
+// produced itself in batches too.
+func (s *Server) readBatches(ctx context.Context, br proto.BatchReader) error {
+	frames := make([]proto.Frame, maxBatch)
+	var inline []job
+	for {
+		n := 0
+		select {
+		case b := <-s.free:
+			frames[0].Payload = b
+			n = 1
+		case <-ctx.Done():
+			return nil
+		}
+	more:
+		for n < maxBatch {
+			select {
+			case b := <-s.free:
+				frames[n].Payload = b
+				n++
+			default:
+				break more
+			}
+		}
+		got, err := br.ReadBatch(frames[:n])
+		// ReadBatch may move buffers between slots; each slot still holds
+		// one whole buffer.
+		for i := range frames[:n] {
+			frames[i].Payload = frames[i].Payload[:cap(frames[i].Payload)]
+		}
+		if err != nil {
+			for i := range frames[:n] {
+				s.free <- frames[i].Payload
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if proto.IsTimeout(err) {
+				continue
+			}
+			return fmt.Errorf("target: reading link: %w", err)
+		}
+		inline = inline[:0]
+		for i := range frames[:got] {
+			f := &frames[i]
+			kept, j := s.handle(f.Payload, len(f.Payload), f.Src)
+			switch {
+			case j != nil:
+				inline = append(inline, *j)
+			case !kept:
+				s.free <- f.Payload
+			}
+		}
+		for i := got; i < n; i++ {
+			s.free <- frames[i].Payload
+		}
+		s.replyInline(inline)
+	}
+}
+
+// replyInline runs the jobs the reader serves itself and sends their
+// replies, one batch per destination when the link can.
+func (s *Server) replyInline(jobs []job) {
+	if len(jobs) == 0 {
+		return
+	}
+	bw, batch := s.link.(proto.BatchWriter)
+	var payloads [][]byte
+	for i := 0; i < len(jobs); {
+		dst := jobs[i].src
+		payloads = payloads[:0]
+		k := i
+		for ; k < len(jobs) && jobs[k].src == dst; k++ {
+			if m, ok := s.execATA(&jobs[k]); ok {
+				payloads = append(payloads, jobs[k].buf[:m])
+			}
+		}
+		if batch && len(payloads) > 1 {
+			if err := bw.WriteBatch(payloads, dst); err != nil {
+				s.log.Debug("aoe target: send ATA replies", "dst", dst, "err", err)
+			}
+		} else {
+			for _, p := range payloads {
+				if err := s.link.WriteTo(p, dst); err != nil {
+					s.log.Debug("aoe target: send ATA reply", "dst", dst, "err", err)
+				}
+			}
+		}
+		for ; i < k; i++ {
+			s.finishATA(&jobs[i])
 		}
 	}
 }
@@ -164,15 +269,16 @@ func (s *Server) announce(e *Export) {
 }
 
 // handle processes one frame. It returns true when it kept buf (handed to
-// a worker).
-func (s *Server) handle(buf []byte, n int, src proto.MAC) bool {
+// a worker, or queued behind an overlapping write), or a job the caller must
+// run itself (a page-cache read) with buf.
+func (s *Server) handle(buf []byte, n int, src proto.MAC) (bool, *job) {
 	var f aoe.Frame
 	if err := f.UnmarshalBinary(buf[:n]); err != nil {
 		s.malformed.Add(1)
-		return false
+		return false, nil
 	}
 	if f.IsResponse() || src.IsMulticast() {
-		return false
+		return false, nil
 	}
 	broadcast := f.Shelf == aoe.BroadcastShelf || f.Slot == aoe.BroadcastSlot
 	var targets []*Export
@@ -186,7 +292,7 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) bool {
 		}
 	} else {
 		s.unknownTarget.Add(1)
-		return false
+		return false, nil
 	}
 	for _, e := range targets {
 		if !e.allowed(src) {
@@ -221,12 +327,11 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) bool {
 			j := job{e: e, src: src, buf: buf, f: f}
 			if e.order.admit(&j) {
 				if e.inline && isRead(&j.f) {
-					s.doATA(j)
-				} else {
-					s.work <- j
+					return true, &j
 				}
+				s.work <- j
 			}
-			return true
+			return true, nil
 		case aoe.CmdConfig:
 			if e.configReply(&f.Config, src, s.spf, &rep) {
 				s.countErr(e, &rep)
@@ -246,7 +351,7 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) bool {
 			}
 		}
 	}
-	return false
+	return false, nil
 }
 
 func isRead(f *aoe.Frame) bool {
@@ -303,15 +408,19 @@ func (s *Server) send(f *aoe.Frame, dst proto.MAC) {
 	}
 }
 
-// doATA runs on a worker: it executes the command and reuses the request
-// buffer for the reply.
+// doATA runs one ATA request on a worker (or the reader), reusing the
+// request buffer for the reply.
 func (s *Server) doATA(j job) {
-	defer func() {
-		s.free <- j.buf
-		for _, r := range j.e.order.done(&j) {
-			s.work <- r
+	if m, ok := s.execATA(&j); ok {
+		if err := s.link.WriteTo(j.buf[:m], j.src); err != nil {
+			s.log.Debug("aoe target: send ATA reply", "dst", j.src, "err", err)
 		}
-	}()
+	}
+	s.finishATA(&j)
+}
+
+// execATA executes j and marshals its reply into j.buf, returning its length.
+func (s *Server) execATA(j *job) (int, bool) {
 	data := j.buf[aoe.HeaderLen+aoe.ATAHeaderLen:]
 	rep, n := j.e.ata(j.f.ATA, data)
 	f := aoe.Frame{Header: j.f.Header, ATA: rep, Data: data[:n]}
@@ -320,9 +429,15 @@ func (s *Server) doATA(j job) {
 	m, err := f.MarshalTo(j.buf)
 	if err != nil {
 		s.log.Warn("aoe target: marshal ATA reply", "err", err)
-		return
+		return 0, false
 	}
-	if err := s.link.WriteTo(j.buf[:m], j.src); err != nil {
-		s.log.Debug("aoe target: send ATA reply", "dst", j.src, "err", err)
+	return m, true
+}
+
+// finishATA frees j's buffer and starts the requests that waited for it.
+func (s *Server) finishATA(j *job) {
+	s.free <- j.buf
+	for _, r := range j.e.order.done(j) {
+		s.work <- r
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/mvstack/mvstack/aoe"
 	"github.com/mvstack/mvstack/aoe/ata"
+	"github.com/mvstack/mvstack/aoe/internal/batchlink"
 	"github.com/mvstack/mvstack/proto"
 	"github.com/mvstack/mvstack/proto/linktest"
 )
@@ -58,6 +59,9 @@ func (g *guarded) WriteAt(p []byte, off int64) (int, error) {
 
 func (g *guarded) Size() int64 { return int64(g.size) }
 
+// IsDirect says the backend is page-cached, so the reader serves reads.
+func (g *guarded) IsDirect() bool { return false }
+
 func (g *guarded) Sync() error {
 	g.mu.Lock()
 	g.syncs++
@@ -86,12 +90,20 @@ type rig struct {
 	cancel context.CancelFunc
 }
 
-// start serves the exports on a 9000-MTU switch and waits for the start-up
+// start serves the exports on a switch and waits for the start-up
 // announcement.
 func start(t *testing.T, mtu int, exports ...ExportConfig) *rig {
+	return startOn(t, mtu, false, exports...)
+}
+
+// startOn is start, with the target's port reading in batches when batch.
+func startOn(t *testing.T, mtu int, batch bool, exports ...ExportConfig) *rig {
 	t.Helper()
 	sw := linktest.NewSwitch(linktest.Config{MTU: mtu})
-	tl := sw.Link(targetMAC, proto.EtherTypeAoE)
+	var tl proto.Link = sw.Link(targetMAC, proto.EtherTypeAoE)
+	if batch {
+		tl = batchlink.New(tl.(*linktest.Link))
+	}
 	cl := sw.Link(clientMAC, proto.EtherTypeAoE)
 	srv, err := NewServer(tl, DefaultConfig(), exports...)
 	if err != nil {
@@ -182,9 +194,17 @@ func TestQueryConfigAdvertisesBuffersAndSectors(t *testing.T) {
 }
 
 func TestIdentifyReadWriteRoundTrip(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(map[bool]string{false: "frame by frame", true: "batched"}[batch], func(t *testing.T) {
+			identifyReadWrite(t, batch)
+		})
+	}
+}
+
+func identifyReadWrite(t *testing.T, batch bool) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newGuarded(1 << 20)
-		r := start(t, 9000, export(g))
+		r := startOn(t, 9000, batch, export(g))
 		rep, _ := r.do(ataReq(ata.CmdIdentify, 0, 1, nil))
 		var id ata.Identity
 		if err := id.UnmarshalBinary(rep.Data); err != nil || id.Sectors != 2048 {
