@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -25,6 +26,8 @@ import (
 var (
 	nodeMAC = proto.MAC{0x0c, 0xc4, 0x7a, 0x77, 0xf9, 0xaf}
 	ctlMAC  = proto.MAC{0x02, 0, 0, 0, 0, 0xc1}
+	// laterMAC is a controller that comes up during a test.
+	laterMAC = proto.MAC{0x02, 0, 0, 0, 0, 0xc2}
 )
 
 type rig struct {
@@ -583,4 +586,49 @@ func TestZombiesAfterAnUncleanRestart(t *testing.T) {
 	if z := b.Zombies(); len(z) != 0 {
 		t.Errorf("zombies after a clean stop: %v, want none", z)
 	}
+}
+
+func TestHeartbeatsToAnAbsentControllerKeepTheirEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, func(c *agent.Config) {
+			c.Controller = laterMAC.String() // nobody there yet
+			c.HeartbeatInterval = agent.Duration(time.Hour)
+			c.Tolerance = agent.Duration(100 * time.Millisecond)
+		})
+		runCtx, stop := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- r.agent.Run(runCtx) }()
+		defer func() { stop(); <-done }()
+		c := t.Context()
+		if _, err := r.client.Create(c, nodeMAC, spec(1, 1, 256), true); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.agent.Driver().(*sim.Driver).Crash(1, "first"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // fake time: both sends time out
+		synctest.Wait()
+		m, err := r.agent.Perfc().Get("node.heartbeats.failed")
+		if err != nil || m.Value < 1 {
+			t.Fatalf("failed heartbeats %+v %v, want at least 1", m, err)
+		}
+		got := make(chan nodeclient.Heartbeat, 4)
+		nodeclient.HandleHeartbeats(r.endpoint(t, laterMAC), func(_ proto.MAC, hb nodeclient.Heartbeat) { got <- hb })
+		if _, err := r.client.Create(c, nodeMAC, spec(2, 1, 256), true); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.agent.Driver().(*sim.Driver).Crash(2, "second"); err != nil {
+			t.Fatal(err)
+		}
+		hb := <-got
+		var reasons []string
+		for _, e := range hb.Events {
+			if e.State == domain.StateCrashed {
+				reasons = append(reasons, e.Reason)
+			}
+		}
+		if !hb.Crashed || !cmp.Equal(reasons, []string{"first", "second"}) {
+			t.Errorf("heartbeat after the controller came: crashed %v, crash reasons %q; want both crashes", hb.Crashed, reasons)
+		}
+	})
 }

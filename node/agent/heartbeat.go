@@ -60,6 +60,9 @@ func (a *Agent) heartbeat(ctx context.Context) {
 		a.log.Debug("heartbeat not acknowledged", "controller", a.controller.String(), "err", err)
 		a.mu.Lock()
 		a.pending = append(hb.Events, a.pending...)
+		if over := len(a.pending) - nodeclient.MaxHeartbeatEvents; over > 0 {
+			a.pending = a.pending[over:]
+		}
 		a.crashed = a.crashed || hb.Crashed
 		a.mu.Unlock()
 		return
