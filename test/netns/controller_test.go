@@ -231,16 +231,6 @@ func (cl *ctlLab) listNodes(ctx context.Context, i int) (map[string]nodeView, er
 	return m, nil
 }
 
-// anyRunning returns a running replica other than not.
-func (cl *ctlLab) anyRunning(not int) int {
-	for i := range cl.ctls {
-		if i != not && cl.running(i) {
-			return i
-		}
-	}
-	return -1
-}
-
 // deposed is a control-protocol endpoint on the spare host: it plays a
 // controller that still believes in an old term.
 func (cl *ctlLab) deposed() *nodeclient.Client {
@@ -432,7 +422,7 @@ func TestControllerOverEthernet(t *testing.T) {
 		id := ids[k]
 		poll(t, ctx, 15*time.Second, fmt.Sprintf("node %s in error after %s", id, how), func() (bool, error) {
 			var n nodeView
-			err := cl.api(cl.anyRunning(-1)).Do(ctx, "GET", "/api/nodes/"+id, nil, &n)
+			err := cl.api(l).Do(ctx, "GET", "/api/nodes/"+id, nil, &n)
 			return n.State == "error", err
 		})
 		took := time.Since(at)
