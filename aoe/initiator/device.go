@@ -144,11 +144,18 @@ func (d *Device) spf() int {
 // acquire takes a window slot on the path with the most room, waiting for
 // one if every window is full.
 func (d *Device) acquire(ctx context.Context) (*path, error) {
+	p, _, err := d.acquireN(ctx, 1)
+	return p, err
+}
+
+// acquireN is acquire for up to want slots, all on one path: it waits for
+// one and takes as many more as that path's window has room for.
+func (d *Device) acquireN(ctx context.Context, want int) (*path, int, error) {
 	for {
 		d.in.mu.Lock()
 		if d.in.closed {
 			d.in.mu.Unlock()
-			return nil, ErrClosed
+			return nil, 0, ErrClosed
 		}
 		var best *path
 		for _, p := range d.paths {
@@ -160,19 +167,20 @@ func (d *Device) acquire(ctx context.Context) (*path, error) {
 			}
 		}
 		if best != nil {
-			best.inflight++
+			n := min(want, best.room())
+			best.inflight += n
 			more := best.room() > 0
 			d.in.mu.Unlock()
 			if more {
 				d.signal()
 			}
-			return best, nil
+			return best, n, nil
 		}
 		d.in.mu.Unlock()
 		select {
 		case <-d.wake:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, 0, ctx.Err()
 		}
 	}
 }
@@ -218,6 +226,12 @@ func (d *Device) send(ctx context.Context, cmd uint8, lba uint64, count int, buf
 	if err != nil {
 		return err
 	}
+	d.in.start(d.request(p, cmd, lba, count, buf, write, done), p)
+	return nil
+}
+
+// request builds an ATA request holding a window slot of p.
+func (d *Device) request(p *path, cmd uint8, lba uint64, count int, buf []byte, write bool, done func(error)) *request {
 	fl := aoe.ATAFlagExtended
 	var data []byte
 	if write {
@@ -246,8 +260,7 @@ func (d *Device) send(ctx context.Context, cmd uint8, lba uint64, count int, buf
 		}
 		done(err)
 	}
-	d.in.start(r, p)
-	return nil
+	return r
 }
 
 // rw moves whole sectors: buf starts at sector lba.
@@ -272,18 +285,28 @@ func (d *Device) rw(ctx context.Context, buf []byte, lba uint64, write bool) err
 		}
 	}
 	step := spf * aoe.SectorSize
-	for off := 0; off < len(buf); off += step {
-		chunk := buf[off:min(off+step, len(buf))]
-		wg.Add(1)
-		err := d.send(ctx, cmd, lba+uint64(off/aoe.SectorSize), len(chunk)/aoe.SectorSize, chunk, write, func(e error) {
-			record(e)
-			wg.Done()
-		})
+	done := func(e error) {
+		record(e)
+		wg.Done()
+	}
+	var reqs []*request
+	for off := 0; off < len(buf); {
+		// Take as many window slots as are free (at least one), and send
+		// that many requests in one batch.
+		left := (len(buf) - off + step - 1) / step
+		p, n, err := d.acquireN(ctx, left)
 		if err != nil {
-			wg.Done()
 			record(err)
 			break
 		}
+		reqs = reqs[:0]
+		for range n {
+			chunk := buf[off:min(off+step, len(buf))]
+			wg.Add(1)
+			reqs = append(reqs, d.request(p, cmd, lba+uint64(off/aoe.SectorSize), len(chunk)/aoe.SectorSize, chunk, write, done))
+			off += len(chunk)
+		}
+		d.in.startAll(reqs, p)
 	}
 	wg.Wait()
 	return first

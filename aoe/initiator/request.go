@@ -139,6 +139,70 @@ func (in *Initiator) start(r *request, p *path) {
 	in.write(snd)
 }
 
+// startAll sends requests that all hold slots on p for the first time,
+// in one batch when the link can.
+func (in *Initiator) startAll(reqs []*request, p *path) {
+	if len(reqs) == 1 {
+		in.start(reqs[0], p)
+		return
+	}
+	in.mu.Lock()
+	if in.closed {
+		p.inflight -= len(reqs)
+		in.mu.Unlock()
+		for _, r := range reqs {
+			r.cb(nil, ErrClosed)
+		}
+		return
+	}
+	sends := make([]sendable, len(reqs))
+	deadline := time.Now().Add(in.cfg.RequestTimeout)
+	for i, r := range reqs {
+		r.deadline = deadline
+		sends[i] = in.transmit(r, p)
+	}
+	in.mu.Unlock()
+	in.writeAll(p, sends)
+}
+
+// writeAll numbers transmissions on path p and writes them, with one
+// sendmmsg when there are several and the link offers it. Numbering and
+// writing happen under the path's send lock, so the numbers follow the
+// order on the wire and a reply overtakes only requests really sent before
+// it.
+func (in *Initiator) writeAll(p *path, sends []sendable) {
+	payloads := make([][]byte, 0, len(sends))
+	p.sendMu.Lock()
+	in.mu.Lock()
+	for _, snd := range sends {
+		if !snd.r.done && snd.r.gen == snd.gen {
+			p.seq++
+			snd.r.seq, snd.r.overtaken = p.seq, 0
+			p.out = append(p.out, snd.r)
+		}
+		if len(*snd.b) > 0 {
+			payloads = append(payloads, *snd.b)
+		}
+	}
+	in.mu.Unlock()
+	if bw, ok := p.link.(proto.BatchWriter); ok && len(payloads) > 1 {
+		if err := bw.WriteBatch(payloads, p.info.MAC); err != nil {
+			in.log.Debug("aoe initiator: send batch", "dst", p.info.MAC, "err", err)
+		}
+	} else {
+		for _, b := range payloads {
+			if err := p.link.WriteTo(b, p.info.MAC); err != nil {
+				in.log.Debug("aoe initiator: send", "dst", p.info.MAC, "err", err)
+			}
+		}
+	}
+	p.sendMu.Unlock()
+	for _, snd := range sends {
+		*snd.b = (*snd.b)[:0]
+		in.frames.Put(snd.b)
+	}
+}
+
 // transmit gives r a new tag, arms its timer and marshals it. It runs
 // under in.mu; the caller writes the frame after unlocking.
 func (in *Initiator) transmit(r *request, p *path) sendable {
@@ -183,29 +247,8 @@ func (in *Initiator) transmit(r *request, p *path) sendable {
 	return sendable{b: bp, r: r, p: p, gen: gen}
 }
 
-// write numbers the transmission on its path and writes it. Numbering and
-// writing happen under the path's send lock, so the numbers follow the
-// order on the wire and a reply overtakes only requests really sent
-// before it.
-func (in *Initiator) write(s sendable) {
-	p := s.p
-	p.sendMu.Lock()
-	in.mu.Lock()
-	if !s.r.done && s.r.gen == s.gen {
-		p.seq++
-		s.r.seq, s.r.overtaken = p.seq, 0
-		p.out = append(p.out, s.r)
-	}
-	in.mu.Unlock()
-	if len(*s.b) > 0 {
-		if err := p.link.WriteTo(*s.b, p.info.MAC); err != nil {
-			in.log.Debug("aoe initiator: send", "dst", p.info.MAC, "err", err)
-		}
-	}
-	p.sendMu.Unlock()
-	*s.b = (*s.b)[:0]
-	in.frames.Put(s.b)
-}
+// write numbers the transmission on its path and writes it.
+func (in *Initiator) write(s sendable) { in.writeAll(s.p, []sendable{s}) }
 
 // unpend retires r: forgets its tags, stops its timer and frees its window
 // slot. It runs under in.mu.
