@@ -410,6 +410,8 @@ func seedCLI(t *testing.T, ctx context.Context, nl *nodeLab, n *netns.Host) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// It answers like vcpu-pin: the domain's vCPUs after the pin.
+	wantIn(t, "--vcpu-pin", out, "dn5   5   2     40")
 	out, err = nl.ctl.Run(ctx, nl.bin["mvctl"], "--iface", nl.ctl.Iface, "--key", nl.key, "--mvmac", n.MAC.String(), "--vcpuinfo", "5")
 	if err != nil {
 		t.Fatal(err)
