@@ -196,6 +196,10 @@ type Wild struct {
 	// VCPUs and Memory (bytes) as far as the command line tells.
 	VCPUs  int    `cbor:"5,keyasint,omitempty" json:"vcpus,omitempty"`
 	Memory uint64 `cbor:"6,keyasint,omitempty" json:"memory,omitempty"`
+	// Launched marks a guest this node started (an earlier run of its
+	// daemon) that its driver no longer controls: a zombie in seed 000's
+	// monitoring terms, to be recovered rather than imported.
+	Launched bool `cbor:"7,keyasint,omitempty" json:"launched,omitempty"`
 }
 
 // WildFinder scans for guests the node did not start and adopts them.

@@ -112,7 +112,8 @@ func rss(pid int) uint64 {
 }
 
 // Wild lists QEMU processes on the host that this driver did not start
-// or import: guests started by hand, or by an earlier mvnode.
+// or import: guests started by hand, or (Launched) by an earlier run of
+// this node.
 func (d *Driver) Wild(ctx context.Context) ([]domain.Wild, error) {
 	d.mu.Lock()
 	ours := map[int]bool{}
@@ -140,7 +141,36 @@ func (d *Driver) Wild(ctx context.Context) ([]domain.Wild, error) {
 		if err != nil {
 			continue
 		}
-		out = append(out, ParseCmdline(pid, strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")))
+		w := ParseCmdline(pid, strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"))
+		w.Launched = w.QMP != "" && strings.HasPrefix(w.QMP, filepath.Clean(d.cfg.RunDir)+"/")
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// Recover imports the guests this node launched before (their QMP socket
+// is in RunDir/dnN/) under their own ids: what a restarted daemon does
+// before anything else. It returns the recovered domains; the first error
+// stops it.
+func (d *Driver) Recover(ctx context.Context) ([]domain.Info, error) {
+	found, err := d.Wild(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []domain.Info
+	for _, w := range found {
+		if !w.Launched {
+			continue
+		}
+		id, err := domain.ParseName(filepath.Base(filepath.Dir(w.QMP)))
+		if err != nil {
+			continue
+		}
+		info, err := d.Import(ctx, w, id)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, info)
 	}
 	return out, nil
 }
@@ -225,7 +255,11 @@ func (d *Driver) Import(ctx context.Context, w domain.Wild, id int) (domain.Info
 			d.mu.Unlock()
 		}
 	}
-	c, err := qmp.Dial(ctx, w.QMP, onEvent)
+	// QEMU serves one QMP client at a time: while another holds the
+	// socket the greeting never comes, so bound the wait.
+	dctx, cancel := context.WithTimeout(ctx, d.cfg.StartTimeout)
+	defer cancel()
+	c, err := qmp.Dial(dctx, w.QMP, onEvent)
 	if err != nil {
 		unix.Close(pidfd)
 		return domain.Info{}, fmt.Errorf("qemu: import pid %d: %w", w.PID, err)

@@ -46,8 +46,12 @@ type Config struct {
 	// BindNUMA binds each vnode's memory to its host NUMA node. Leave it
 	// off only when the ledger's inventory is not this machine's.
 	BindNUMA bool
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// KillWithParent makes the kernel kill a guest when the process that
+	// started it dies (PR_SET_PDEATHSIG): for tests and labs, whose
+	// guests must not outlive them. A node's guests survive its daemon.
+	KillWithParent bool
+	Now            func() time.Time
+	Logger         *slog.Logger
 }
 
 // DefaultConfig returns a TCG driver under /run/mvnode/qemu; Ledger must
@@ -263,6 +267,9 @@ func (d *Driver) start(ctx context.Context, x *dom) error {
 	// Its own process group: a signal to the node's group does not reach
 	// the guest.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if d.cfg.KillWithParent {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -561,6 +568,23 @@ func (d *Driver) Close() error {
 		}
 	}
 	return nil
+}
+
+// Detach lets go of every guest without stopping it: QMP connections
+// close (QEMU serves one client at a time, so a later driver can take
+// over with Recover). A daemon that restarts detaches; it does not Close.
+func (d *Driver) Detach() {
+	d.mu.Lock()
+	var clients []*qmp.Client
+	for _, x := range d.doms {
+		if x.run != nil && x.run.qmp != nil {
+			clients = append(clients, x.run.qmp)
+		}
+	}
+	d.mu.Unlock()
+	for _, c := range clients {
+		c.Close()
+	}
 }
 
 func (d *Driver) notify(e domain.Event) {

@@ -53,6 +53,12 @@ type events struct {
 
 func newDriver(t *testing.T, ev *events) (*qemu.Driver, *domain.Ledger) {
 	t.Helper()
+	d, l, _ := newDriverIn(t, ev, t.TempDir())
+	return d, l
+}
+
+func newDriverIn(t *testing.T, ev *events, runDir string) (*qemu.Driver, *domain.Ledger, string) {
+	t.Helper()
 	cfg := inventory.DefaultConfig()
 	cfg.MAC, _ = proto.ParseMAC("02:00:00:00:00:01")
 	inv, err := inventory.Probe(cfg)
@@ -65,8 +71,8 @@ func newDriver(t *testing.T, ev *events) (*qemu.Driver, *domain.Ledger) {
 	}
 	qc := qemu.DefaultConfig()
 	qc.Ledger = ledger
-	qc.RunDir = t.TempDir()
-	qc.Logger = nil
+	qc.RunDir = runDir
+	qc.KillWithParent = true // a test that dies leaves no guest behind
 	if ev != nil {
 		qc.Notify = func(e domain.Event) { ev.ch <- e }
 	}
@@ -75,7 +81,7 @@ func newDriver(t *testing.T, ev *events) (*qemu.Driver, *domain.Ledger) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	return d, ledger
+	return d, ledger, runDir
 }
 
 // waitConsole polls the console until it holds want, bounded by limit:
@@ -219,6 +225,7 @@ func serveNBD(t *testing.T, file, sock string) string {
 		t.Skip("needs qemu-nbd (apt qemu-utils)")
 	}
 	cmd := exec.Command("qemu-nbd", "--socket="+sock, "--format=raw", "--persistent", "--cache=none", "--aio=threads", file)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -341,6 +348,7 @@ func TestWildGuestImported(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "legacy.sock")
 	cmd := exec.Command(binary, "-name", "guest=legacy", "-machine", "pc,accel=tcg", "-smp", "1", "-m", "64",
 		"-nodefaults", "-display", "none", "-S", "-qmp", "unix:"+sock+",server=on,wait=off")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -399,6 +407,49 @@ func TestWildGuestImported(t *testing.T) {
 	<-exited
 	if z := domain.Zombies([]int{50}, d.List()); len(z) != 1 {
 		t.Errorf("zombies %v after dn50 stopped, want [50]", z)
+	}
+}
+
+// TestRecoverAfterRestart: a domain started by one driver survives it (as
+// after a daemon restart); a new driver on the same run directory finds it
+// launched-but-uncontrolled and recovers it under its own id.
+func TestRecoverAfterRestart(t *testing.T) {
+	requireQEMU(t)
+	t.Parallel()
+	ctx := context.Background()
+	runDir := t.TempDir()
+	first, _, _ := newDriverIn(t, nil, runDir)
+	if _, err := first.Create(ctx, domain.Spec{ID: 61, VCPUs: 1, Memory: 64 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := first.Do(ctx, 61, domain.OpStart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := info.PID
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	first.Detach() // the daemon goes away; its guest keeps running
+
+	second, _, _ := newDriverIn(t, nil, runDir)
+	found, err := second.Wild(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w domain.Wild
+	for _, x := range found {
+		if x.PID == pid {
+			w = x
+		}
+	}
+	if !w.Launched || w.Name != "dn61" {
+		t.Fatalf("the first driver's guest seen by the second: %+v", w)
+	}
+	got, err := second.Recover(ctx)
+	if err != nil || len(got) != 1 || got[0].ID != 61 || got[0].State != domain.StateRunning || got[0].PID != pid {
+		t.Fatalf("Recover = %+v, %v", got, err)
+	}
+	if info, err := second.Do(ctx, 61, domain.OpDestroy); err != nil || info.State != domain.StateShutoff {
+		t.Errorf("destroy recovered dn61: %s, %v", info.State, err)
 	}
 }
 
