@@ -33,6 +33,7 @@ func main() {
 type config struct {
 	files, rounds  int
 	nds            int // data sources (series) per file
+	sync           string
 	rrdtoolUpdates int
 	dir            string
 }
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, w io.Writer) error {
 	fs.IntVar(&c.files, "files", 10000, "files in the one-series-per-file scenario (the entity scenario has a fifth as many with 20 series each)")
 	fs.IntVar(&c.rounds, "rounds", 60, "updates per series (one per step)")
 	fs.IntVar(&c.rrdtoolUpdates, "rrdtool-updates", 20000, "updates sent through rrdtool update")
+	only := fs.Int("only", -1, "run only this scenario (0: one series per file, 1: twenty)")
+	fs.StringVar(&c.sync, "sync", "fs", "how our store syncs: fs (syncfs), each (fsync per file) or none (diagnosis: not durable)")
 	fs.StringVar(&c.dir, "dir", "", "directory on the filesystem to measure (default: a temporary one under /var/tmp)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -83,7 +86,9 @@ func run(ctx context.Context, args []string, w io.Writer) error {
 		{"20 series per file (one file per entity)", max(1, c.files/5), 20},
 	}
 	for i, sc := range scenarios {
-		sc := sc
+		if *only >= 0 && i != *only {
+			continue
+		}
 		cc := c
 		cc.files, cc.nds = sc.files, sc.nds
 		dir := filepath.Join(base, fmt.Sprint(i))
@@ -94,7 +99,7 @@ func run(ctx context.Context, args []string, w io.Writer) error {
 	}
 	if _, err := exec.LookPath("rrdtool"); err != nil {
 		fmt.Fprintf(w, "  rrdtool update: not installed\n")
-	} else {
+	} else if *only < 0 {
 		cc := c
 		cc.nds = 1
 		start := time.Now().Unix()/step*step - int64(c.rounds+10)*step
@@ -156,6 +161,15 @@ func scenario(ctx context.Context, w io.Writer, t *report.Table, name, base stri
 func benchOurs(ctx context.Context, dir string, spec rrd.Spec, start int64, c config) (time.Duration, int, error) {
 	cfg := rrd.DefaultStoreConfig(dir)
 	cfg.CheckpointEvery = checkpointEvery
+	switch c.sync {
+	case "fs":
+	case "each":
+		cfg.Sync = rrd.SyncEach
+	case "none":
+		cfg.Sync = rrd.SyncNone
+	default:
+		return 0, 0, fmt.Errorf("-sync %q: want fs, each or none", c.sync)
+	}
 	s, err := rrd.OpenStore(cfg)
 	if err != nil {
 		return 0, 0, err
@@ -187,23 +201,46 @@ func benchOurs(ctx context.Context, dir string, spec rrd.Spec, start int64, c co
 			return 0, 0, err
 		}
 	}
-	vals := make([]rrd.Value, c.nds)
+	// The aggregator receives frames on several goroutines: feed from as
+	// many as the store has shards.
+	feeders := max(cfg.Shards, 1)
+	committed := make(chan error, 1)
+	committed <- nil
 	t0 := time.Now()
 	commits := 0
 	for r := 0; r < c.rounds; r++ {
 		ts := rrd.Time{Sec: start + int64(r+1)*step}
-		for i, n := range names {
-			for k := range vals {
-				vals[k] = rrd.Float(float64((i + r + k) % 100))
-			}
-			if err := s.Update(n, ts, vals...); err != nil {
+		errs := make(chan error, feeders)
+		for g := 0; g < feeders; g++ {
+			go func() {
+				vals := make([]rrd.Value, c.nds)
+				for i := g; i < len(names); i += feeders {
+					for k := range vals {
+						vals[k] = rrd.Float(float64((i + r + k) % 100))
+					}
+					if err := s.Update(names[i], ts, vals...); err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for g := 0; g < feeders; g++ {
+			if err := <-errs; err != nil {
 				return 0, 0, err
 			}
 		}
-		if err := s.Commit(ctx); err != nil {
+		// Commit this step while the next one comes in (one commit in
+		// flight at a time, as the aggregator would).
+		if err := <-committed; err != nil {
 			return 0, 0, err
 		}
+		go func() { committed <- s.Commit(ctx) }()
 		commits++
+	}
+	if err := <-committed; err != nil {
+		return 0, 0, err
 	}
 	if err := s.Checkpoint(ctx); err != nil {
 		return 0, 0, err

@@ -44,13 +44,15 @@ func BenchmarkStoreUpdate(b *testing.B) {
 			b.Fatal(err)
 		}
 		if i == n-1 && (k/n)%100 == 99 {
-			s.mu.Lock()
-			s.jbuf = s.jbuf[:0]
-			for _, f := range s.dirty {
-				f.pend, f.pendVals, f.dirty = f.pend[:0], f.pendVals[:0], false
+			for _, sh := range s.shards {
+				sh.mu.Lock()
+				sh.jbuf = sh.jbuf[:0]
+				for _, f := range sh.dirty {
+					f.pend, f.pendVals, f.dirty = f.pend[:0], f.pendVals[:0], false
+				}
+				sh.dirty = sh.dirty[:0]
+				sh.mu.Unlock()
 			}
-			s.dirty = s.dirty[:0]
-			s.mu.Unlock()
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"sync"
 )
 
 // The journal is a Store's write-ahead log: each Commit appends one
@@ -27,10 +28,11 @@ import (
 // were never acknowledged.
 var journalMagic = [4]byte{'J', 'R', 'N', 'L'}
 
+// Journal segments, per shard of the store: the one commits go to, and
+// the one a checkpoint in flight covers.
 const (
-	journalName = "journal.wal"
-	// journalOld is the segment a checkpoint in flight covers.
-	journalOld = "journal.old"
+	journalFmt    = "journal-%d.wal"
+	journalOldFmt = "journal-%d.old"
 )
 
 // appendJournalEntry encodes one update.
@@ -146,8 +148,9 @@ func decodeJournalPayload(p []byte, fn func(journalEntry) error) error {
 
 // journal is the open log file.
 type journal struct {
-	f    *os.File
-	size int64
+	f        *os.File
+	size     int64
+	inflight sync.WaitGroup // commits syncing this segment
 }
 
 func openJournal(path string) (*journal, error) {
@@ -161,18 +164,6 @@ func openJournal(path string) (*journal, error) {
 		return nil, fmt.Errorf("rrd: journal: %w", err)
 	}
 	return &journal{f: f, size: st.Size()}, nil
-}
-
-// append writes one record and syncs it.
-func (j *journal) append(rec []byte) error {
-	if _, err := j.f.WriteAt(rec, j.size); err != nil {
-		return fmt.Errorf("rrd: journal write: %w", err)
-	}
-	if err := fdatasync(j.f); err != nil {
-		return fmt.Errorf("rrd: journal sync: %w", err)
-	}
-	j.size += int64(len(rec))
-	return nil
 }
 
 // reset empties the journal once its updates are in the files.

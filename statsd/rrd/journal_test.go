@@ -61,7 +61,7 @@ func TestStoreJournalCrash(t *testing.T) {
 			}
 			s.closeFiles() // the crash: no commit, no checkpoint
 			if torn {
-				jp := filepath.Join(dir, journalName)
+				jp := filepath.Join(dir, fmt.Sprintf(journalFmt, 0))
 				f, _ := os.OpenFile(jp, os.O_WRONLY|os.O_APPEND, 0)
 				f.Write([]byte("JRNL\x40\x00\x00\x00garbage"))
 				f.Close()
@@ -81,9 +81,57 @@ func TestStoreJournalCrash(t *testing.T) {
 					t.Fatalf("%s: %v", name, err)
 				}
 			}
-			if st, _ := os.Stat(filepath.Join(dir, journalName)); st.Size() != 0 {
-				t.Errorf("journal holds %d bytes after recovery, want 0 (checkpointed)", st.Size())
+			segs, _ := filepath.Glob(filepath.Join(dir, "journal-*"))
+			for _, p := range segs {
+				if st, _ := os.Stat(p); st.Size() != 0 || filepath.Ext(p) != ".wal" {
+					t.Errorf("%s holds %d bytes after recovery, want an empty .wal (checkpointed)", p, st.Size())
+				}
 			}
 		})
+	}
+}
+
+// TestStoreReshard: journals a crash left under one shard count replay
+// under another.
+func TestStoreReshard(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultStoreConfig(dir)
+	cfg.Shards, cfg.CheckpointEvery = 4, 1000
+	s, err := OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := testSpec(t)
+	start := Time{Sec: 1700000000}
+	ctx := context.Background()
+	for i := 0; i < 12; i++ {
+		name := fmt.Sprintf("e%d.rrd", i)
+		if err := s.Create(name, spec, start); err != nil {
+			t.Fatal(err)
+		}
+		for k := int64(1); k <= 5; k++ {
+			if err := s.Update(name, Time{Sec: start.Sec + 10*k}, Float(float64(k)), Uint(uint64(k))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.closeFiles() // crash
+	cfg.Shards = 1
+	s2, err := OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	for i := 0; i < 12; i++ {
+		last, err := s2.Last(fmt.Sprintf("e%d.rrd", i))
+		if err != nil || last.Sec != start.Sec+50 {
+			t.Fatalf("e%d.rrd: last %v, %v; want %d", i, last, err, start.Sec+50)
+		}
+	}
+	if segs, _ := filepath.Glob(filepath.Join(dir, "journal-[1-9]*")); len(segs) != 0 {
+		t.Errorf("segments of the old shards left: %v", segs)
 	}
 }

@@ -1,13 +1,12 @@
 package rrd
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 )
@@ -40,14 +39,18 @@ type StoreConfig struct {
 	// journal reaches CheckpointBytes, whichever comes first.
 	CheckpointEvery int
 	CheckpointBytes int64
-	Logger          *slog.Logger // nil: discard
+	// Shards spreads the files over this many independent parts (locks,
+	// journals) so updates from several goroutines run in parallel (0: 1).
+	Shards int
+	Logger *slog.Logger // nil: discard
 }
 
 // DefaultStoreConfig returns the configuration for files in dir: journal
 // on, a checkpoint every 30 commits or 256 MiB of journal.
 func DefaultStoreConfig(dir string) StoreConfig {
 	return StoreConfig{Dir: dir, Sync: SyncFS,
-		Journal: true, CheckpointEvery: 30, CheckpointBytes: 256 << 20}
+		Journal: true, CheckpointEvery: 30, CheckpointBytes: 256 << 20,
+		Shards: min(runtime.GOMAXPROCS(0), 16)}
 }
 
 // Validate checks the configuration.
@@ -61,18 +64,18 @@ func (c StoreConfig) Validate() error {
 	if c.RedoBytes < 0 || c.RedoBytes > 1<<30 {
 		return fmt.Errorf("rrd: StoreConfig.RedoBytes %d out of range 0..1GiB", c.RedoBytes)
 	}
+	if c.Shards < 0 || c.Shards > 256 {
+		return fmt.Errorf("rrd: StoreConfig.Shards %d out of range 0..256", c.Shards)
+	}
 	if c.Journal && (c.CheckpointEvery < 1 || c.CheckpointBytes < 1) {
 		return fmt.Errorf("rrd: StoreConfig.CheckpointEvery %d and CheckpointBytes %d must be positive with a journal", c.CheckpointEvery, c.CheckpointBytes)
 	}
 	return nil
 }
 
-// Store holds many RRD files open and commits their updates together:
-// for the aggregator, which updates thousands of series per interval.
-// Updates are applied in memory; Commit writes every changed file's state
-// slot, syncs once, writes the rows, syncs once more. Store is safe for
-// concurrent use.
-type Store struct {
+// shard is a part of a Store: its own lock, files, dirty list and journal.
+type shard struct {
+	idx    int
 	cfg    StoreConfig
 	log    *slog.Logger
 	mu     sync.Mutex
@@ -87,82 +90,51 @@ type Store struct {
 	since  int    // commits since the last checkpoint
 }
 
-// OpenStore opens (and creates) the directory.
-func OpenStore(cfg StoreConfig) (*Store, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("rrd: store: %w", err)
-	}
+// openShard opens shard idx of the store in cfg.Dir.
+func openShard(cfg StoreConfig, idx int, log *slog.Logger) (*shard, error) {
 	d, err := os.Open(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("rrd: store: %w", err)
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	s := &Store{cfg: cfg, log: log, files: map[string]*File{}, syncf: d}
+	s := &shard{idx: idx, cfg: cfg, log: log, files: map[string]*File{}, syncf: d}
 	if cfg.Journal {
-		if s.jr, err = openJournal(filepath.Join(cfg.Dir, journalName)); err != nil {
+		if s.jr, err = openJournal(s.journalPath(false)); err != nil {
 			d.Close()
-			return nil, err
-		}
-		if err := s.replay(); err != nil {
-			s.closeFiles()
 			return nil, err
 		}
 	}
 	return s, nil
 }
 
-// replay applies what the journal holds beyond the files' state (after a
-// crash) and checkpoints it.
-func (s *Store) replay() error {
-	old, err := os.ReadFile(filepath.Join(s.cfg.Dir, journalOld))
-	if err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("rrd: journal: %w", err)
+func (s *shard) journalPath(old bool) string {
+	if old {
+		return filepath.Join(s.cfg.Dir, fmt.Sprintf(journalOldFmt, s.idx))
 	}
-	if s.jr.size == 0 && len(old) == 0 {
-		return s.resetJournal()
-	}
-	applied, skipped := 0, 0
-	apply := func(e journalEntry) error {
-		f, err := s.fileLocked(e.name)
-		if err != nil {
-			s.log.Warn("journal names a file that does not open", "file", e.name, "err", err)
-			skipped++
-			return nil
-		}
-		if !f.Last().Before(e.t) {
-			skipped++ // already in the file
-			return nil
-		}
-		was := f.dirty
-		if err := f.Update(e.t, e.vals...); err != nil {
-			s.log.Warn("journal update refused", "file", e.name, "err", err)
-			skipped++
-			return nil
-		}
-		if !was {
-			s.dirty = append(s.dirty, f)
-		}
-		applied++
-		return nil
-	}
-	// The older segment first: a checkpoint that covered it did not finish.
-	if err := readJournal(bytes.NewReader(old), apply); err != nil {
-		return err
-	}
-	if err := readJournal(io.NewSectionReader(s.jr.f, 0, s.jr.size), apply); err != nil {
-		return err
-	}
-	s.log.Info("journal replayed", "applied", applied, "skipped", skipped)
-	return s.checkpointLocked(context.Background(), false)
+	return filepath.Join(s.cfg.Dir, fmt.Sprintf(journalFmt, s.idx))
 }
 
-func (s *Store) closeFiles() {
+// replayEntry applies one journal entry unless the file already holds it.
+func (s *shard) replayEntry(e journalEntry) (applied bool) {
+	f, err := s.fileLocked(e.name)
+	if err != nil {
+		s.log.Warn("journal names a file that does not open", "file", e.name, "err", err)
+		return false
+	}
+	if !f.Last().Before(e.t) {
+		return false // already in the file
+	}
+	was := f.dirty
+	if err := f.Update(e.t, e.vals...); err != nil {
+		s.log.Warn("journal update refused", "file", e.name, "err", err)
+		return false
+	}
+	if !was {
+		s.dirty = append(s.dirty, f)
+	}
+	return true
+}
+
+func (s *shard) closeFiles() {
 	if s.ckpt != nil {
 		<-s.ckpt.done
 	}
@@ -170,12 +142,13 @@ func (s *Store) closeFiles() {
 		f.f.Close()
 	}
 	if s.jr != nil {
+		s.jr.inflight.Wait()
 		s.jr.f.Close()
 	}
 	s.syncf.Close()
 }
 
-func (s *Store) path(name string) (string, error) {
+func (s *shard) path(name string) (string, error) {
 	if name == "" || filepath.IsAbs(name) || strings.Contains(name, "..") || filepath.Clean(name) != name {
 		return "", fmt.Errorf("rrd: store: bad file name %q", name)
 	}
@@ -183,7 +156,7 @@ func (s *Store) path(name string) (string, error) {
 }
 
 // Create creates a file (atomically, replacing nothing) and keeps it open.
-func (s *Store) Create(name string, spec Spec, start Time) error {
+func (s *shard) Create(name string, spec Spec, start Time) error {
 	p, err := s.path(name)
 	if err != nil {
 		return err
@@ -199,13 +172,13 @@ func (s *Store) Create(name string, spec Spec, start Time) error {
 }
 
 // file returns the open file, opening it on first use.
-func (s *Store) file(name string) (*File, error) {
+func (s *shard) file(name string) (*File, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.fileLocked(name)
 }
 
-func (s *Store) fileLocked(name string) (*File, error) {
+func (s *shard) fileLocked(name string) (*File, error) {
 	if s.shut {
 		return nil, errClosed
 	}
@@ -226,13 +199,13 @@ func (s *Store) fileLocked(name string) (*File, error) {
 
 // Open opens a file ahead of its first update (the aggregator keeps its
 // files open; the first update opens a file otherwise).
-func (s *Store) Open(name string) error {
+func (s *shard) Open(name string) error {
 	_, err := s.file(name)
 	return err
 }
 
 // Exists reports whether the file exists (open or on disk).
-func (s *Store) Exists(name string) bool {
+func (s *shard) Exists(name string) bool {
 	s.mu.Lock()
 	_, ok := s.files[name]
 	s.mu.Unlock()
@@ -248,13 +221,13 @@ func (s *Store) Exists(name string) bool {
 }
 
 // Update applies one update to a file in memory.
-func (s *Store) Update(name string, t Time, vals ...Value) error {
+func (s *shard) Update(name string, t Time, vals ...Value) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.updateLocked(name, t, vals)
 }
 
-func (s *Store) updateLocked(name string, t Time, vals []Value) error {
+func (s *shard) updateLocked(name string, t Time, vals []Value) error {
 	f, err := s.fileLocked(name)
 	if err != nil {
 		return err
@@ -275,63 +248,77 @@ func (s *Store) updateLocked(name string, t Time, vals []Value) error {
 	return nil
 }
 
-// Update is one series update for UpdateBatch.
-type Update struct {
-	Name   string
-	Time   Time
-	Values []Value
-}
-
-// UpdateBatch applies many updates under one lock. It applies every
-// update it can and returns the errors of the others joined.
-func (s *Store) UpdateBatch(us []Update) error {
+// Commit makes every update since the last commit durable.
+// Commit makes the shard's updates so far durable. The journal record is
+// written under the lock and synced outside it, so updates (and other
+// commits) go on meanwhile.
+func (s *shard) Commit(ctx context.Context) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	var errs []error
-	for _, u := range us {
-		if err := s.updateLocked(u.Name, u.Time, u.Values); err != nil {
-			errs = append(errs, err)
+	j, err := s.appendLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if j != nil {
+		err = fdatasync(j.f)
+		j.inflight.Done()
+		if err != nil {
+			return fmt.Errorf("rrd: journal sync: %w", err)
 		}
 	}
-	return joinErrs(errs)
-}
-
-func joinErrs(errs []error) error {
-	switch len(errs) {
-	case 0:
-		return nil
-	case 1:
-		return errs[0]
-	}
-	return fmt.Errorf("%w (and %d more errors)", errs[0], len(errs)-1)
-}
-
-// Commit makes every update since the last commit durable.
-func (s *Store) Commit(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.commitLocked(ctx)
+	return s.afterCommitLocked(ctx)
 }
 
-func (s *Store) commitLocked(ctx context.Context) error {
+// appendLocked writes the updates since the last commit to the journal
+// and returns the journal to sync (nil: nothing to sync). The caller
+// calls inflight.Done on it after syncing.
+func (s *shard) appendLocked() (*journal, error) {
+	if s.broken != nil {
+		return nil, s.broken
+	}
+	if s.jr == nil || len(s.jbuf) == 0 {
+		return nil, nil
+	}
+	rec := journalRecord(make([]byte, 0, len(s.jbuf)+12), s.jbuf)
+	if _, err := s.jr.f.WriteAt(rec, s.jr.size); err != nil {
+		return nil, fmt.Errorf("rrd: journal write: %w", err)
+	}
+	s.jr.size += int64(len(rec))
+	s.jbuf = s.jbuf[:0]
+	s.since++
+	if s.cfg.Sync == SyncNone {
+		return nil, nil
+	}
+	s.jr.inflight.Add(1)
+	return s.jr, nil
+}
+
+// commitLocked commits with the lock held throughout.
+func (s *shard) commitLocked(ctx context.Context) error {
+	j, err := s.appendLocked()
+	if err != nil {
+		return err
+	}
+	if j != nil {
+		err = fdatasync(j.f)
+		j.inflight.Done()
+		if err != nil {
+			return fmt.Errorf("rrd: journal sync: %w", err)
+		}
+	}
+	return s.afterCommitLocked(ctx)
+}
+
+// afterCommitLocked finishes a background checkpoint that is done and
+// starts one when it is time.
+func (s *shard) afterCommitLocked(ctx context.Context) error {
 	if s.broken != nil {
 		return s.broken
 	}
 	if s.jr == nil {
 		return s.checkpointLocked(ctx, false)
-	}
-	if len(s.jbuf) > 0 {
-		rec := journalRecord(make([]byte, 0, len(s.jbuf)+12), s.jbuf)
-		if s.cfg.Sync == SyncNone {
-			if _, err := s.jr.f.WriteAt(rec, s.jr.size); err != nil {
-				return fmt.Errorf("rrd: journal write: %w", err)
-			}
-			s.jr.size += int64(len(rec))
-		} else if err := s.jr.append(rec); err != nil {
-			return err
-		}
-		s.jbuf = s.jbuf[:0]
-		s.since++
 	}
 	if err := s.finishCheckpoint(false); err != nil {
 		return err
@@ -344,7 +331,7 @@ func (s *Store) commitLocked(ctx context.Context) error {
 
 // Checkpoint writes every update so far into the files and waits until
 // they are durable (the journal is then empty).
-func (s *Store) Checkpoint(ctx context.Context) error {
+func (s *shard) Checkpoint(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.commitLocked(ctx); err != nil {
@@ -369,7 +356,7 @@ type checkpointRun struct {
 // background, the sync runs while updates go on, and the journal rotates
 // so commits continue into a new segment; the next checkpoint waits for
 // it. Without, it returns once everything is durable.
-func (s *Store) checkpointLocked(ctx context.Context, background bool) error {
+func (s *shard) checkpointLocked(ctx context.Context, background bool) error {
 	if err := s.finishCheckpoint(true); err != nil {
 		return err
 	}
@@ -395,7 +382,7 @@ func (s *Store) checkpointLocked(ctx context.Context, background bool) error {
 	}
 	s.dirty = nil
 	if s.jr != nil && s.jr.size > 0 {
-		old := filepath.Join(s.cfg.Dir, journalOld)
+		old := s.journalPath(true)
 		if _, err := os.Stat(old); err == nil || !background {
 			// An older segment is still there (recovery), or the caller
 			// waits anyway: sync, then empty the journal in place.
@@ -425,7 +412,7 @@ func (s *Store) checkpointLocked(ctx context.Context, background bool) error {
 // finishCheckpoint completes the checkpoint in flight once its sync is
 // done (waiting for it when wait): the files' slots are durable, and the
 // journal segment it covered goes.
-func (s *Store) finishCheckpoint(wait bool) error {
+func (s *shard) finishCheckpoint(wait bool) error {
 	if s.broken != nil {
 		return s.broken
 	}
@@ -461,12 +448,17 @@ func (s *Store) finishCheckpoint(wait bool) error {
 
 // rotateJournal moves the journal aside (its updates are in the slots
 // being synced) and starts a new one for the commits that follow.
-func (s *Store) rotateJournal() error {
-	cur := filepath.Join(s.cfg.Dir, journalName)
-	if err := os.Rename(cur, filepath.Join(s.cfg.Dir, journalOld)); err != nil {
+func (s *shard) rotateJournal() error {
+	cur := s.journalPath(false)
+	if err := os.Rename(cur, s.journalPath(true)); err != nil {
 		return fmt.Errorf("rrd: rotate journal: %w", err)
 	}
-	s.jr.f.Close()
+	// Commits may still be syncing the old segment: close it after them.
+	old := s.jr
+	go func() {
+		old.inflight.Wait()
+		old.f.Close()
+	}()
 	jr, err := openJournal(cur)
 	if err != nil {
 		return err
@@ -475,7 +467,7 @@ func (s *Store) rotateJournal() error {
 	return syncDir(s.cfg.Dir)
 }
 
-func (s *Store) resetJournal() error {
+func (s *shard) resetJournal() error {
 	s.since = 0
 	if s.jr == nil {
 		return nil
@@ -485,14 +477,13 @@ func (s *Store) resetJournal() error {
 			return err
 		}
 	}
-	old := filepath.Join(s.cfg.Dir, journalOld)
-	if err := os.Remove(old); err != nil && !os.IsNotExist(err) {
+	if err := os.Remove(s.journalPath(true)); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("rrd: remove journal segment: %w", err)
 	}
 	return nil
 }
 
-func (s *Store) sync(files []*File) error {
+func (s *shard) sync(files []*File) error {
 	if len(files) == 0 {
 		return nil
 	}
@@ -510,7 +501,7 @@ func (s *Store) sync(files []*File) error {
 }
 
 // Fetch fetches from a file.
-func (s *Store) Fetch(name string, cf CF, start, end int64, res uint64) (*FetchResult, error) {
+func (s *shard) Fetch(name string, cf CF, start, end int64, res uint64) (*FetchResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f, err := s.fileLocked(name)
@@ -521,7 +512,7 @@ func (s *Store) Fetch(name string, cf CF, start, end int64, res uint64) (*FetchR
 }
 
 // Last returns a file's last update time.
-func (s *Store) Last(name string) (Time, error) {
+func (s *shard) Last(name string) (Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f, err := s.fileLocked(name)
@@ -532,7 +523,7 @@ func (s *Store) Last(name string) (Time, error) {
 }
 
 // Close commits and closes every file.
-func (s *Store) Close() error {
+func (s *shard) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shut {
