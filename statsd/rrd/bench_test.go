@@ -10,6 +10,11 @@ import (
 // BenchmarkStoreUpdate is the in-memory part of a series update through a
 // Store (lock, engine, journal entry); bench/rrd measures the whole path.
 func BenchmarkStoreUpdate(b *testing.B) {
+	b.Run("1ds", func(b *testing.B) { benchStoreUpdate(b, 1) })
+	b.Run("20ds", func(b *testing.B) { benchStoreUpdate(b, 20) })
+}
+
+func benchStoreUpdate(b *testing.B, nds int) {
 	dir := b.TempDir()
 	cfg := DefaultStoreConfig(dir)
 	cfg.Sync = SyncNone
@@ -19,7 +24,11 @@ func BenchmarkStoreUpdate(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	spec := Spec{Step: 10, DS: mustDS(b, "DS:v:GAUGE:20:U:U"), RRA: mustRRA(b, "RRA:AVERAGE:0.5:1:360", "RRA:AVERAGE:0.5:6:240", "RRA:MAX:0.5:6:240")}
+	var dss []string
+	for i := 0; i < nds; i++ {
+		dss = append(dss, fmt.Sprintf("DS:v%d:GAUGE:20:U:U", i))
+	}
+	spec := Spec{Step: 10, DS: mustDS(b, dss...), RRA: mustRRA(b, "RRA:AVERAGE:0.5:1:360", "RRA:AVERAGE:0.5:6:240", "RRA:MAX:0.5:6:240")}
 	const n = 1000
 	names := make([]string, n)
 	img := ""
@@ -36,7 +45,10 @@ func BenchmarkStoreUpdate(b *testing.B) {
 		os.WriteFile(filepath.Join(dir, names[i]), []byte(img), 0o644)
 		s.Open(names[i])
 	}
-	vals := []Value{Float(1)}
+	vals := make([]Value, nds)
+	for i := range vals {
+		vals[i] = Float(float64(i))
+	}
 	b.ResetTimer()
 	for k := 0; k < b.N; k++ {
 		i := k % n
