@@ -210,6 +210,20 @@ func (l *Ledger) Reserve(s Spec) (*Placement, error) {
 	return clonePlacement(p), nil
 }
 
+// Admit fills spec's defaults, validates it and reserves its resources:
+// what a driver's Create does before it defines the domain. It returns the
+// spec as admitted.
+func (l *Ledger) Admit(s Spec) (Spec, error) {
+	s = s.WithDefaults()
+	if err := s.Validate(); err != nil {
+		return Spec{}, err
+	}
+	if _, err := l.Reserve(s); err != nil {
+		return Spec{}, err
+	}
+	return s, nil
+}
+
 // placeMemory chooses how many bytes each host node gives the domain.
 func (l *Ledger) placeMemory(s Spec) ([]uint64, error) {
 	mem := make([]uint64, len(l.size))

@@ -282,23 +282,13 @@ func (d *Driver) Import(ctx context.Context, w domain.Wild, id int) (domain.Info
 	if mem == 0 {
 		mem = 128 * domain.MiB // QEMU's default
 	}
-	spec := domain.Spec{ID: id, VCPUs: len(cpus), Memory: mem}.WithDefaults()
-	fail := func(err error) (domain.Info, error) {
+	d.mu.Lock()
+	spec, err := d.cfg.Ledger.Admit(domain.Spec{ID: id, VCPUs: len(cpus), Memory: mem})
+	if err != nil {
+		d.mu.Unlock()
 		c.Close()
 		unix.Close(pidfd)
 		return domain.Info{}, err
-	}
-	if err := spec.Validate(); err != nil {
-		return fail(err)
-	}
-	d.mu.Lock()
-	if _, ok := d.doms[id]; ok {
-		d.mu.Unlock()
-		return fail(fmt.Errorf("%w: %s", domain.ErrExists, spec.Name()))
-	}
-	if _, err := d.cfg.Ledger.Reserve(spec); err != nil {
-		d.mu.Unlock()
-		return fail(err)
 	}
 	state := domain.StateRunning
 	if !status.Running {

@@ -158,16 +158,9 @@ func (d *Driver) paths(id int) paths {
 
 // Create defines a domain and reserves its resources. No process starts.
 func (d *Driver) Create(ctx context.Context, spec domain.Spec) (domain.Info, error) {
-	spec = spec.WithDefaults()
-	if err := spec.Validate(); err != nil {
-		return domain.Info{}, err
-	}
 	d.mu.Lock()
-	if _, ok := d.doms[spec.ID]; ok {
-		d.mu.Unlock()
-		return domain.Info{}, fmt.Errorf("%w: %s", domain.ErrExists, spec.Name())
-	}
-	if _, err := d.cfg.Ledger.Reserve(spec); err != nil {
+	spec, err := d.cfg.Ledger.Admit(spec)
+	if err != nil {
 		d.mu.Unlock()
 		return domain.Info{}, err
 	}
