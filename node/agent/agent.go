@@ -234,6 +234,10 @@ func (a *Agent) Close() error {
 	a.httpMu.Unlock()
 	if c, ok := a.drv.(interface{ Close() error }); ok && (a.cfg.StopGuestsOnExit || a.cfg.Driver == DriverSim) {
 		c.Close()
+	} else if d, ok := a.drv.(interface{ Detach() }); ok {
+		// Let go of the guests' QMP sockets (QEMU serves one client at
+		// a time) so the next run can take them back.
+		d.Detach()
 	}
 	return a.ep.Close()
 }
@@ -320,11 +324,36 @@ func (a *Agent) Zombies() []int {
 }
 
 // Wild returns the guests found at the last scan that the node did not
-// start.
+// start (guests an earlier run launched are zombies, not wild).
 func (a *Agent) Wild() []domain.Wild {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return slices.Clone(a.wild)
+	return slices.DeleteFunc(slices.Clone(a.wild), func(w domain.Wild) bool { return w.Launched })
+}
+
+// zombieNames lists seed 000's zombies: the domains the node should run
+// that are not running, and guests an earlier run launched that no driver
+// controls now.
+func (a *Agent) zombieNames() []string {
+	names := make([]string, 0)
+	for _, id := range a.Zombies() {
+		names = append(names, domain.Name(id))
+	}
+	a.mu.Lock()
+	for _, w := range a.wild {
+		if !w.Launched {
+			continue
+		}
+		name := filepath.Base(filepath.Dir(w.QMP))
+		if _, err := domain.ParseName(name); err != nil {
+			name = strconv.Itoa(w.PID) + ":" + w.Name
+		}
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	a.mu.Unlock()
+	return names
 }
 
 func (a *Agent) scanWild(ctx context.Context) {
@@ -344,12 +373,35 @@ func (a *Agent) scanWild(ctx context.Context) {
 	a.mu.Unlock()
 }
 
-// adopt imports the wild guests that are domains this node should run
-// (QEMU guests left running across a daemon restart).
+// recoverer is a driver that finds the guests an earlier run of the node
+// launched and takes them back under their own ids (qemu.Driver.Recover).
+type recoverer interface {
+	Recover(ctx context.Context) ([]domain.Info, error)
+}
+
+// adopt takes back the node's own guests left running across a daemon
+// restart: the driver's Recover when it has one, then any wild guest named
+// dnN, with its QMP socket under the node's run directory, that the state
+// directory says the node should run.
 func (a *Agent) adopt(ctx context.Context) {
 	wf, ok := a.drv.(domain.WildFinder)
 	if !ok {
 		return
+	}
+	if r, ok := a.drv.(recoverer); ok {
+		infos, err := r.Recover(ctx)
+		if err != nil {
+			a.log.Warn("recovering our guests", "err", err)
+		}
+		for _, info := range infos {
+			a.mu.Lock()
+			if _, known := a.want[info.ID]; !known && info.State.Active() {
+				a.want[info.ID] = info.Spec
+			}
+			a.mu.Unlock()
+			a.log.Info("recovered our guest", "domain", info.Name, "pid", info.PID)
+		}
+		a.saveWant()
 	}
 	wild, err := wf.Wild(ctx)
 	if err != nil {
@@ -386,10 +438,3 @@ func wildNames(ws []domain.Wild) []string {
 	return out
 }
 
-func zombieNames(ids []int) []string {
-	out := make([]string, 0, len(ids))
-	for _, id := range ids {
-		out = append(out, domain.Name(id))
-	}
-	return out
-}

@@ -632,3 +632,17 @@ func TestHeartbeatsToAnAbsentControllerKeepTheirEvents(t *testing.T) {
 		}
 	})
 }
+
+func TestGuestsAnEarlierRunLaunchedAreZombiesNotWild(t *testing.T) {
+	r := newRig(t, nil)
+	d := r.agent.Driver().(*sim.Driver)
+	d.AddWild(domain.Wild{PID: 100, Name: "dn8", QMP: "/run/mvnode/7a77f9af/dn8/qmp.sock", Launched: true})
+	d.AddWild(domain.Wild{PID: 101, Name: "hand-made"})
+	info, err := r.client.Info(ctx(t), nodeMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(info.Wild, []string{"101:hand-made"}) || !cmp.Equal(info.Zombies, []string{"dn8"}) {
+		t.Errorf("wild %q zombies %q; want the hand-made guest wild and dn8 a zombie", info.Wild, info.Zombies)
+	}
+}

@@ -75,8 +75,9 @@ func (a *Agent) discover(ctx context.Context, _ proto.MAC, req nodeclient.Discov
 }
 
 func (a *Agent) info(ctx context.Context, _ proto.MAC, _ nodeclient.InfoRequest) (nodeclient.NodeInfo, error) {
+	a.scanWild(ctx)
 	return nodeclient.NodeInfo{Inventory: *a.inv, Usage: a.ledger.Usage(), Driver: a.drv.Hypervisor(), Term: a.terms.get(),
-		Started: a.started, Wild: wildNames(a.Wild()), Zombies: zombieNames(a.Zombies()), Events: a.Events(), Epoch: a.ep.Epoch()}, nil
+		Started: a.started, Wild: wildNames(a.Wild()), Zombies: a.zombieNames(), Events: a.Events(), Epoch: a.ep.Epoch()}, nil
 }
 
 func (a *Agent) probe(ctx context.Context, _ proto.MAC, req nodeclient.ProbeRequest) (nodeclient.Heartbeat, error) {

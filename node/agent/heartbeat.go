@@ -20,7 +20,7 @@ func (a *Agent) heartbeatValue(take bool) nodeclient.Heartbeat {
 	hb := nodeclient.Heartbeat{NodeID: a.inv.NodeID, MAC: a.inv.MAC, Epoch: a.ep.Epoch(), At: time.Now(),
 		Term: a.terms.get(), MaxCPU: uint64(u.PCPUs) * 100, AllocCPU: uint64(u.VCPUs) * 100,
 		MaxMemory: u.Memory, AllocMemory: u.Memory - u.MemoryFree, FreeMemory: u.MemoryFree,
-		Domains: len(doms), Wild: wildNames(a.Wild()), Zombies: zombieNames(a.Zombies())}
+		Domains: len(doms), Wild: wildNames(a.Wild()), Zombies: a.zombieNames()}
 	for _, d := range a.inv.Disks {
 		hb.MaxDisk += d.Size
 	}
