@@ -24,7 +24,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Flags:     append(commonFlags(), mvmacFlag()),
-		Commands:  append([]*cli.Command{keygenCommand(), discoverCommand(), pingCommand(), responderCommand()}, nodeCommands()...),
+		Commands:  append([]*cli.Command{keygenCommand(), discoverCommand(), pingCommand(), responderCommand(), statsCommand()}, nodeCommands()...),
 		// Errors are printed once, by main.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
