@@ -259,12 +259,8 @@ func (s *shard) Commit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if j != nil {
-		err = fdatasync(j.f)
-		j.inflight.Done()
-		if err != nil {
-			return fmt.Errorf("rrd: journal sync: %w", err)
-		}
+	if err := syncAppended(j); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -295,18 +291,27 @@ func (s *shard) appendLocked() (*journal, error) {
 	return s.jr, nil
 }
 
+// syncAppended syncs the record appendLocked wrote (j nil: nothing).
+func syncAppended(j *journal) error {
+	if j == nil {
+		return nil
+	}
+	err := fdatasync(j.f)
+	j.inflight.Done()
+	if err != nil {
+		return fmt.Errorf("rrd: journal sync: %w", err)
+	}
+	return nil
+}
+
 // commitLocked commits with the lock held throughout.
 func (s *shard) commitLocked(ctx context.Context) error {
 	j, err := s.appendLocked()
 	if err != nil {
 		return err
 	}
-	if j != nil {
-		err = fdatasync(j.f)
-		j.inflight.Done()
-		if err != nil {
-			return fmt.Errorf("rrd: journal sync: %w", err)
-		}
+	if err := syncAppended(j); err != nil {
+		return err
 	}
 	return s.afterCommitLocked(ctx)
 }
