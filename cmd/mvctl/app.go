@@ -23,8 +23,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage:     "manage MicroVisor nodes over raw Ethernet",
 		Writer:    stdout,
 		ErrWriter: stderr,
-		Flags:     append(commonFlags(), mvmacFlag()),
-		Commands:  append([]*cli.Command{keygenCommand(), discoverCommand(), pingCommand(), responderCommand(), statsCommand()}, nodeCommands()...),
+		Flags:     append(append(commonFlags(), mvmacFlag()), seedFlags()...),
+		// mvctl --mvmac MAC --vcpu-pin -d N -v V -c P, as the MicroVisor CLI takes it.
+		Action:   seedAction,
+		Commands: append([]*cli.Command{keygenCommand(), discoverCommand(), pingCommand(), responderCommand(), statsCommand()}, nodeCommands()...),
 		// Errors are printed once, by main.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
