@@ -25,6 +25,12 @@ type fileDevice struct {
 }
 
 func (f *fileDevice) Size() int64 { return f.size }
+func (f *fileDevice) flushCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.flushes
+}
+
 func (f *fileDevice) Flush() error {
 	f.mu.Lock()
 	f.flushes++
@@ -215,7 +221,7 @@ func TestHandshakeAndCommandsOnAFile(t *testing.T) {
 	if errno, _ := cl.cmd(cmdWrite, cmdFlagFUA, 4096, uint32(len(data)), data); errno != 0 {
 		t.Fatalf("WRITE errno %d", errno)
 	}
-	if dev.flushes == 0 {
+	if dev.flushCount() == 0 {
 		t.Error("a FUA write did not flush")
 	}
 	if errno, got := cl.cmd(cmdRead, 0, 4096, uint32(len(data)), nil); errno != 0 || !bytes.Equal(got, data) {

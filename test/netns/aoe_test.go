@@ -495,9 +495,12 @@ func TestAoENBDFrontEnd(t *testing.T) {
 	}
 	uri := "nbd+unix:///vol?socket=" + sock
 	img := "driver=nbd,path=" + sock + ",export=vol"
+	work := t.TempDir() // fio leaves its verify state in its working directory
 	run := func(name string, args ...string) string {
 		t.Helper()
-		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Dir = work
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 		}
