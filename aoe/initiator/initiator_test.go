@@ -366,3 +366,29 @@ func TestTimeoutWhenTheTargetIsGone(t *testing.T) {
 		}
 	})
 }
+
+func TestAnnouncementAddsAPath(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sw := linktest.NewSwitch(linktest.Config{MTU: 9000})
+		t.Cleanup(func() { sw.Close() })
+		backend := &mem{b: make([]byte, 1<<20)}
+		serve(t, sw, mac(1), exportOf(2, 2, backend))
+		in := newInitiator(t, sw.Link(mac(9), proto.EtherTypeAoE))
+		d, err := in.Open(context.Background(), 2, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(d.Paths()); n != 1 {
+			t.Fatalf("%d paths, want 1", n)
+		}
+		// A second target for the same address starts: its start-up
+		// Query Config broadcast gives the open device a second path.
+		serve(t, sw, mac(2), exportOf(2, 2, backend))
+		synctest.Wait()
+		paths := d.Paths()
+		if len(paths) != 2 || paths[1].MAC != mac(2) {
+			t.Fatalf("paths after the announcement: %+v", paths)
+		}
+		writeReadVerify(t, d, 1<<20, 8)
+	})
+}
