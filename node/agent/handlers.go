@@ -69,8 +69,12 @@ func (a *Agent) summary() nodeclient.Summary {
 	return s
 }
 
-func (a *Agent) discover(ctx context.Context, _ proto.MAC, req nodeclient.DiscoverRequest) (nodeclient.Summary, error) {
-	a.terms.observe(req.Term)
+// discover answers a broadcast, refusing no term; a controller whose term
+// is current is followed (heartbeats go to it).
+func (a *Agent) discover(ctx context.Context, from proto.MAC, req nodeclient.DiscoverRequest) (nodeclient.Summary, error) {
+	if changed, _ := a.terms.follow(from, req.Term); changed {
+		a.following(from, req.Term)
+	}
 	return a.summary(), nil
 }
 
@@ -80,8 +84,14 @@ func (a *Agent) info(ctx context.Context, _ proto.MAC, _ nodeclient.InfoRequest)
 		Started: a.started, Wild: wildNames(a.Wild()), Zombies: a.zombieNames(), Events: a.Events(), Epoch: a.ep.Epoch()}, nil
 }
 
-func (a *Agent) probe(ctx context.Context, _ proto.MAC, req nodeclient.ProbeRequest) (nodeclient.Heartbeat, error) {
-	if err := a.terms.admit(req.Term); err != nil {
+// probe answers the controller's liveness probe, refusing an old term; a
+// controller whose term is current is followed (heartbeats go to it).
+func (a *Agent) probe(ctx context.Context, from proto.MAC, req nodeclient.ProbeRequest) (nodeclient.Heartbeat, error) {
+	changed, err := a.terms.follow(from, req.Term)
+	if changed {
+		a.following(from, req.Term)
+	}
+	if err != nil {
 		a.m.termsRefused.Inc()
 		return nodeclient.Heartbeat{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mvstack/mvstack/node/nodeclient"
+	"github.com/mvstack/mvstack/proto"
 )
 
 // heartbeatValue builds a heartbeat. With take, the pending events and
@@ -45,19 +46,20 @@ func (a *Agent) heartbeatValue(take bool) nodeclient.Heartbeat {
 	return hb
 }
 
-// heartbeat sends one heartbeat to the controller, if there is one. A
-// heartbeat that is not acknowledged within the tolerance is counted and
-// its events are kept for the next one.
+// heartbeat sends one heartbeat to the controller the node follows, if
+// there is one. A heartbeat that is not acknowledged within the tolerance
+// is counted and its events are kept for the next one.
 func (a *Agent) heartbeat(ctx context.Context) {
-	if a.controller.IsZero() {
+	ctl := a.Controller()
+	if ctl.IsZero() {
 		return
 	}
 	hb := a.heartbeatValue(true)
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.cfg.Tolerance))
 	defer cancel()
-	if err := nodeclient.SendHeartbeat(ctx, a.ep, a.controller, hb); err != nil {
+	if err := nodeclient.SendHeartbeat(ctx, a.ep, ctl, hb); err != nil {
 		a.m.heartbeatsFailed.Inc()
-		a.log.Debug("heartbeat not acknowledged", "controller", a.controller.String(), "err", err)
+		a.log.Debug("heartbeat not acknowledged", "controller", ctl.String(), "err", err)
 		a.mu.Lock()
 		a.pending = append(hb.Events, a.pending...)
 		if over := len(a.pending) - nodeclient.MaxHeartbeatEvents; over > 0 {
@@ -68,6 +70,26 @@ func (a *Agent) heartbeat(ctx context.Context) {
 		return
 	}
 	a.m.heartbeats.Inc()
+}
+
+// Controller is the MAC the node's heartbeats go to: the controller that
+// most recently discovered or probed it with a current term, at first
+// Config.Controller; zero when there is none.
+func (a *Agent) Controller() proto.MAC {
+	if c := a.terms.controller(); !c.IsZero() {
+		return c
+	}
+	return a.controller
+}
+
+// following is called when heartbeats go to another controller from now
+// on: the new one gets a heartbeat at once.
+func (a *Agent) following(ctl proto.MAC, term uint64) {
+	a.log.Info("heartbeats go to the controller that leads", "controller", ctl.String(), "term", term)
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Heartbeat returns what the next heartbeat would say, without taking its
