@@ -22,6 +22,12 @@
 // a deposed controller leader can no longer command it. Term 0 is the
 // operator's own channel (mvctl): it is neither refused nor remembered.
 //
+// A node sends its heartbeats (MethodHeartbeat) to the controller that most
+// recently sent it a discovery or a probe with a current term (not 0, not
+// below the highest it has seen), at first to the one it was configured
+// with; so a new leader's first discovery moves every node's heartbeats to
+// it, and a deposed leader's cannot take them back.
+//
 // # Methods
 //
 // See the Method constants and docs/node-daemon.md for each request and
