@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ type config struct {
 	files, rounds  int
 	nds            int // data sources (series) per file
 	sync           string
+	verbose        bool
 	rrdtoolUpdates int
 	dir            string
 }
@@ -62,11 +64,24 @@ func run(ctx context.Context, args []string, w io.Writer) error {
 	fs.IntVar(&c.files, "files", 10000, "files in the one-series-per-file scenario (the entity scenario has a fifth as many with 20 series each)")
 	fs.IntVar(&c.rounds, "rounds", 60, "updates per series (one per step)")
 	fs.IntVar(&c.rrdtoolUpdates, "rrdtool-updates", 20000, "updates sent through rrdtool update")
+	fs.BoolVar(&c.verbose, "v", false, "print where our time goes")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	only := fs.Int("only", -1, "run only this scenario (0: one series per file, 1: twenty)")
 	fs.StringVar(&c.sync, "sync", "fs", "how our store syncs: fs (syncfs), each (fsync per file) or none (diagnosis: not durable)")
 	fs.StringVar(&c.dir, "dir", "", "directory on the filesystem to measure (default: a temporary one under /var/tmp)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	base := c.dir
 	if base == "" {
@@ -201,49 +216,49 @@ func benchOurs(ctx context.Context, dir string, spec rrd.Spec, start int64, c co
 			return 0, 0, err
 		}
 	}
-	// The aggregator receives frames on several goroutines: feed from as
-	// many as the store has shards.
-	feeders := max(cfg.Shards, 1)
+	// One batch per step, as the aggregator hands them over; the store
+	// applies each shard's share in parallel.
+	batch := make([]rrd.Update, len(names))
+	for i := range batch {
+		batch[i] = rrd.Update{Name: names[i], Values: make([]rrd.Value, c.nds)}
+	}
 	committed := make(chan error, 1)
 	committed <- nil
+	var feeding, waiting time.Duration
 	t0 := time.Now()
 	commits := 0
 	for r := 0; r < c.rounds; r++ {
 		ts := rrd.Time{Sec: start + int64(r+1)*step}
-		errs := make(chan error, feeders)
-		for g := 0; g < feeders; g++ {
-			go func() {
-				vals := make([]rrd.Value, c.nds)
-				for i := g; i < len(names); i += feeders {
-					for k := range vals {
-						vals[k] = rrd.Float(float64((i + r + k) % 100))
-					}
-					if err := s.Update(names[i], ts, vals...); err != nil {
-						errs <- err
-						return
-					}
-				}
-				errs <- nil
-			}()
-		}
-		for g := 0; g < feeders; g++ {
-			if err := <-errs; err != nil {
-				return 0, 0, err
+		tf := time.Now()
+		for i := range batch {
+			batch[i].Time = ts
+			for k := range batch[i].Values {
+				batch[i].Values[k] = rrd.Float(float64((i + r + k) % 100))
 			}
 		}
+		if err := s.UpdateBatch(batch); err != nil {
+			return 0, 0, err
+		}
+		tw := time.Now()
+		feeding += tw.Sub(tf)
 		// Commit this step while the next one comes in (one commit in
 		// flight at a time, as the aggregator would).
 		if err := <-committed; err != nil {
 			return 0, 0, err
 		}
+		waiting += time.Since(tw)
 		go func() { committed <- s.Commit(ctx) }()
 		commits++
 	}
 	if err := <-committed; err != nil {
 		return 0, 0, err
 	}
+	tc := time.Now()
 	if err := s.Checkpoint(ctx); err != nil {
 		return 0, 0, err
+	}
+	if c.verbose {
+		fmt.Printf("    ours: feeding %v, waiting for commits %v, final checkpoint %v\n", feeding, waiting, time.Since(tc))
 	}
 	return time.Since(t0), commits, nil
 }

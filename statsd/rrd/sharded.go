@@ -112,17 +112,20 @@ func (s *Store) replay(log *slog.Logger) error {
 	return nil
 }
 
-// shardFor picks a file's shard by an FNV-1a hash of its name.
-func (s *Store) shardFor(name string) *shard {
+// shardFor picks a file's shard.
+func (s *Store) shardFor(name string) *shard { return s.shards[s.shardIndex(name)] }
+
+// shardIndex is an FNV-1a hash of the name modulo the shard count.
+func (s *Store) shardIndex(name string) int {
 	if len(s.shards) == 1 {
-		return s.shards[0]
+		return 0
 	}
 	h := uint32(2166136261)
 	for i := 0; i < len(name); i++ {
 		h ^= uint32(name[i])
 		h *= 16777619
 	}
-	return s.shards[h%uint32(len(s.shards))]
+	return int(h % uint32(len(s.shards)))
 }
 
 // Create creates a file (atomically, replacing nothing) and keeps it open.
@@ -149,16 +152,37 @@ type Update struct {
 	Values []Value
 }
 
-// UpdateBatch applies many updates. It applies every update it can and
-// returns the errors of the others joined.
+// UpdateBatch applies many updates: each shard takes its share under
+// one lock, the shards in parallel. Updates of one file apply in their
+// order. It applies every update it can and returns the errors of the
+// others joined.
 func (s *Store) UpdateBatch(us []Update) error {
-	var errs []error
-	for _, u := range us {
-		if err := s.Update(u.Name, u.Time, u.Values...); err != nil {
-			errs = append(errs, err)
+	if len(s.shards) == 1 || len(us) < 256 {
+		var errs []error
+		for _, u := range us {
+			if err := s.Update(u.Name, u.Time, u.Values...); err != nil {
+				errs = append(errs, err)
+			}
 		}
+		return joinErrs(errs)
 	}
-	return joinErrs(errs)
+	groups := make([][]int32, len(s.shards))
+	for i := range us {
+		k := s.shardIndex(us[i].Name)
+		groups[k] = append(groups[k], int32(i))
+	}
+	return s.each(func(sh *shard) error {
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		var errs []error
+		for _, i := range groups[sh.idx] {
+			u := &us[i]
+			if err := sh.updateLocked(u.Name, u.Time, u.Values); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return joinErrs(errs)
+	})
 }
 
 func joinErrs(errs []error) error {
