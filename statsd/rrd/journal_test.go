@@ -2,6 +2,7 @@ package rrd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -133,5 +134,50 @@ func TestStoreReshard(t *testing.T) {
 	}
 	if segs, _ := filepath.Glob(filepath.Join(dir, "journal-[1-9]*")); len(segs) != 0 {
 		t.Errorf("segments of the old shards left: %v", segs)
+	}
+}
+
+// TestStoreUpdateBatchParallel: a batch spread over shards applies every
+// file's updates in order and reports the bad ones.
+func TestStoreUpdateBatchParallel(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultStoreConfig(dir)
+	cfg.Shards = 3
+	s, err := OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	spec := testSpec(t)
+	start := Time{Sec: 1700000000}
+	refs := map[string]*RRD{}
+	for i := 0; i < 40; i++ {
+		name := fmt.Sprintf("b%d.rrd", i)
+		if err := s.Create(name, spec, start); err != nil {
+			t.Fatal(err)
+		}
+		refs[name], _ = New(spec, start)
+	}
+	var batch []Update
+	for k := int64(1); k <= 10; k++ {
+		for i := 0; i < 40; i++ {
+			name := fmt.Sprintf("b%d.rrd", i)
+			v := []Value{Float(float64(i*k) / 3), Uint(uint64(i * int(k) * 100))}
+			batch = append(batch, Update{Name: name, Time: Time{Sec: start.Sec + 10*k}, Values: v})
+			refs[name].Update(Time{Sec: start.Sec + 10*k}, v...)
+		}
+	}
+	batch = append(batch, Update{Name: "b3.rrd", Time: Time{Sec: 5}, Values: []Value{Float(1), Uint(1)}})
+	if err := s.UpdateBatch(batch); !errors.Is(err, ErrTime) {
+		t.Fatalf("batch with an update in the past: %v, want ErrTime", err)
+	}
+	if err := s.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range refs {
+		got := fetchAll(t, func(cf CF, a, b int64, res uint64) (*FetchResult, error) { return s.Fetch(name, cf, a, b, res) }, start.Sec+100)
+		if err := sameFetches(got, fetchAll(t, r.Fetch, start.Sec+100)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
 	}
 }
