@@ -33,6 +33,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "state-dir", Usage: "keep the highest controller term and the domains to run here across restarts"},
 			&cli.StringFlag{Name: "controller", Usage: "send heartbeats to the controller at this MAC"},
 			&cli.DurationFlag{Name: "heartbeat-interval", Value: time.Duration(def.HeartbeatInterval), Usage: "how often heartbeats go out"},
+			&cli.DurationFlag{Name: "stats-interval", Value: time.Duration(def.StatsInterval), Usage: "how often stat frames (EtherType 0x88B6) go out, 1s to 1h; 0 sends none"},
+			&cli.StringFlag{Name: "stats-dest", Usage: "send stat frames to the aggregator (mvstatsd) at this MAC (default: broadcast)"},
 			&cli.DurationFlag{Name: "tolerance", Value: time.Duration(def.Tolerance), Usage: "how long a silent peer is waited for"},
 			&cli.IntFlag{Name: "cpu-overcommit", Value: def.CPUOvercommit, Usage: "vCPUs per pCPU for the whole node, 1..8"},
 			&cli.StringSliceFlag{Name: "drive-file", Usage: "a file reported as a drive (repeatable)"},
@@ -74,6 +76,10 @@ func config(c *cli.Context) (agent.Config, error) {
 	str("accel", &cfg.QEMU.Accel)
 	if c.IsSet("stop-guests-on-exit") {
 		cfg.StopGuestsOnExit = c.Bool("stop-guests-on-exit")
+	}
+	str("stats-dest", &cfg.StatsDest)
+	if c.IsSet("stats-interval") {
+		cfg.StatsInterval = agent.Duration(c.Duration("stats-interval"))
 	}
 	if c.IsSet("heartbeat-interval") {
 		cfg.HeartbeatInterval = agent.Duration(c.Duration("heartbeat-interval"))

@@ -20,6 +20,7 @@ import (
 	"github.com/mvstack/mvstack/node/nodeclient"
 	"github.com/mvstack/mvstack/perfc"
 	"github.com/mvstack/mvstack/proto"
+	"github.com/mvstack/mvstack/statsd/emitter"
 )
 
 // Agent is a running node daemon. Its handlers answer from New on; Run
@@ -58,6 +59,13 @@ type Agent struct {
 	httpMu  sync.Mutex
 	httpSrv *http.Server
 	httpLn  net.Listener
+
+	// performance counters of the domains (perfc.go) and stat frames (stats.go)
+	perfMu      sync.Mutex
+	perfDetach  map[int]func()
+	detachStats func()
+	stats       *emitter.Emitter
+	statsLink   proto.Link
 }
 
 // New builds the node: endpoint, inventory, ledger, driver, handlers and
@@ -70,7 +78,8 @@ func New(cfg Config) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, log: log, started: time.Now(), want: map[int]domain.Spec{}, kick: make(chan struct{}, 1)}
+	a := &Agent{cfg: cfg, log: log, started: time.Now(), want: map[int]domain.Spec{}, kick: make(chan struct{}, 1),
+		perfDetach: map[int]func(){}}
 	if cfg.Controller != "" {
 		a.controller, _ = proto.ParseMAC(cfg.Controller)
 	}
@@ -144,7 +153,17 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.registerHandlers()
+	if err := a.servePerfc(); err != nil {
+		a.ep.Close()
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if err := a.startStats(keys); err != nil {
+		a.closePerfc()
+		a.ep.Close()
+		return nil, fmt.Errorf("agent: stat frames: %w", err)
+	}
 	if err := a.serveMetrics(); err != nil {
+		a.closePerfc()
 		a.ep.Close()
 		return nil, err
 	}
@@ -191,6 +210,9 @@ func (a *Agent) Perfc() *perfc.Set { return a.set }
 // the node (see Close).
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.Close()
+	if a.stats != nil {
+		go a.stats.Run(ctx)
+	}
 	a.adopt(ctx)
 	a.scanWild(ctx)
 	a.heartbeat(ctx)
@@ -203,6 +225,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			a.scanWild(ctx)
+			a.pruneDomainCounters()
 			a.heartbeat(ctx)
 		case <-a.kick:
 			a.heartbeat(ctx)
@@ -239,6 +262,10 @@ func (a *Agent) Close() error {
 		// a time) so the next run can take them back.
 		d.Detach()
 	}
+	a.closePerfc()
+	if a.statsLink != nil {
+		a.statsLink.Close()
+	}
 	return a.ep.Close()
 }
 
@@ -259,6 +286,7 @@ func (a *Agent) onEvent(e domain.Event) {
 		a.crashed = true
 	}
 	a.mu.Unlock()
+	a.domainCounters(e)
 	if crash {
 		a.m.crashes.Inc()
 		a.log.Warn("domain crashed", "domain", domain.Name(e.ID), "reason", e.Reason)
@@ -437,4 +465,3 @@ func wildNames(ws []domain.Wild) []string {
 	}
 	return out
 }
-

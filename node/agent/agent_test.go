@@ -504,8 +504,9 @@ func TestMetricsCountRequestsAndEndpointFrames(t *testing.T) {
 		`mvstack_node_rpc_calls_domain_create_total{domain="",node="7a77f9af"} 2`,
 		`mvstack_node_rpc_errors_domain_create_total{domain="",node="7a77f9af"} 1`,
 		`mvstack_node_domain_ops_start_total{domain="",node="7a77f9af"} 1`,
-		`mvstack_proto_frames_in_total{node="7a77f9af"}`,
-		`mvstack_proto_drops_total{node="7a77f9af",reason="auth"} 0`,
+		`mvstack_proto_frames_in_control_total{domain="",node="7a77f9af"}`,
+		`mvstack_proto_drops_auth_total{domain="",node="7a77f9af"} 0`,
+		`mvstack_proto_rpc_served_ping_total{domain="",node="7a77f9af"}`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -13,6 +13,7 @@ import (
 	"github.com/mvstack/mvstack/node/inventory"
 	"github.com/mvstack/mvstack/node/nodeclient"
 	"github.com/mvstack/mvstack/proto"
+	"github.com/mvstack/mvstack/statsd/emitter"
 )
 
 // Driver names.
@@ -55,6 +56,13 @@ type Config struct {
 	Location   inventory.Location `json:"location"`
 	// MetricsAddr, when set, serves /metrics over HTTP ("127.0.0.1:9101").
 	MetricsAddr string `json:"metrics_addr,omitempty"`
+	// StatsInterval is how often stat frames (EtherType 0x88B6) go out,
+	// from 1 s to 1 h; 0 sends none. StatsDest is the aggregator's MAC,
+	// "" for broadcast. StatsLink, for tests, sends them on a given link;
+	// without it, stat frames go out on Iface (none when Link is given).
+	StatsInterval Duration   `json:"stats_interval"`
+	StatsDest     string     `json:"stats_dest,omitempty"`
+	StatsLink     proto.Link `json:"-"`
 	// StateDir keeps the highest term seen and the domains the node should
 	// run across restarts; empty keeps nothing.
 	StateDir string `json:"state_dir,omitempty"`
@@ -112,6 +120,8 @@ type DriverDeps struct {
 	Logger *slog.Logger
 }
 
+func validMAC(s string) bool { _, err := proto.ParseMAC(s); return err == nil }
+
 // DefaultConfig returns a sim node's defaults: heartbeats every second, the protocol's 1.5 s tolerance,
 // overcommit 8, 64 KiB consoles, 256 events.
 func DefaultConfig() Config {
@@ -119,6 +129,7 @@ func DefaultConfig() Config {
 		KeyFile:           "/etc/mvstack/cluster.key",
 		Driver:            DriverSim,
 		HeartbeatInterval: Duration(time.Second),
+		StatsInterval:     Duration(emitter.DefaultInterval),
 		Tolerance:         Duration(proto.DefaultConfig().Tolerance),
 		CPUOvercommit:     8,
 		ConsoleSize:       64 << 10,
@@ -135,6 +146,10 @@ func (c Config) Validate() error {
 		return errors.New("agent: Config.KeyFile is empty: every frame is authenticated")
 	case c.Driver != DriverSim && c.Driver != DriverQEMU:
 		return fmt.Errorf("agent: Config.Driver %q: want sim or qemu", c.Driver)
+	case c.StatsInterval != 0 && (time.Duration(c.StatsInterval) < emitter.MinInterval || time.Duration(c.StatsInterval) > emitter.MaxInterval):
+		return fmt.Errorf("agent: Config.StatsInterval %v: 0 (off) or from %v to %v", time.Duration(c.StatsInterval), emitter.MinInterval, emitter.MaxInterval)
+	case c.StatsDest != "" && !validMAC(c.StatsDest):
+		return fmt.Errorf("agent: Config.StatsDest %q is not a MAC address", c.StatsDest)
 	case c.HeartbeatInterval < Duration(10*time.Millisecond):
 		return fmt.Errorf("agent: Config.HeartbeatInterval %v is below 10ms", time.Duration(c.HeartbeatInterval))
 	case c.Tolerance < Duration(10*time.Millisecond):

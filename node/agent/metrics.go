@@ -11,7 +11,6 @@ import (
 
 	"github.com/mvstack/mvstack/perfc"
 	"github.com/mvstack/mvstack/perfc/prom"
-	"github.com/mvstack/mvstack/proto"
 )
 
 // counters are the node's performance counters (docs/perfc.md names them).
@@ -57,9 +56,6 @@ func (a *Agent) serveMetrics() error {
 	if err := reg.Register(col); err != nil {
 		return err
 	}
-	if err := reg.Register(newEndpointCollector(a.ep, a.inv.NodeID)); err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", a.cfg.MetricsAddr)
 	if err != nil {
 		return fmt.Errorf("agent: metrics: %w", err)
@@ -87,60 +83,4 @@ func (a *Agent) MetricsAddr() string {
 		return ""
 	}
 	return a.httpLn.Addr().String()
-}
-
-// endpointCollector exports the control endpoint's counters.
-type endpointCollector struct {
-	ep    *proto.Endpoint
-	descs map[string]*prometheus.Desc
-	drops *prometheus.Desc
-}
-
-var _ prometheus.Collector = (*endpointCollector)(nil)
-
-var endpointCounters = []struct{ name, help string }{
-	{"frames_in", "Control frames received"}, {"frames_out", "Control frames sent"},
-	{"send_errors", "Control frames the link failed to send"},
-	{"duplicates", "Segments received twice"}, {"retransmits", "Segments sent again"},
-	{"fast_retransmits", "Segments sent again because later ones were acknowledged"},
-	{"timeouts", "Retransmission timer expiries"}, {"peers_dead", "Peers declared dead"},
-	{"peer_restarts", "Peers seen restarting"}, {"resets_sent", "RESET frames sent"},
-	{"refused_sent", "REFUSED frames sent to peers with another key"},
-	{"refused_received", "REFUSED frames received"}, {"messages_in", "Messages received"},
-	{"messages_out", "Messages sent"}, {"calls_ok", "Calls made that got an answer"},
-	{"calls_failed", "Calls made that failed"},
-}
-
-func newEndpointCollector(ep *proto.Endpoint, node string) *endpointCollector {
-	c := &endpointCollector{ep: ep, descs: map[string]*prometheus.Desc{}}
-	labels := prometheus.Labels{"node": node}
-	for _, m := range endpointCounters {
-		c.descs[m.name] = prometheus.NewDesc("mvstack_proto_"+m.name+"_total", m.help, nil, labels)
-	}
-	c.drops = prometheus.NewDesc("mvstack_proto_drops_total", "Control frames dropped, by reason", []string{"reason"}, labels)
-	return c
-}
-
-func (c *endpointCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range c.descs {
-		ch <- d
-	}
-	ch <- c.drops
-}
-
-func (c *endpointCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.ep.Stats()
-	vals := map[string]uint64{
-		"frames_in": s.FramesIn, "frames_out": s.FramesOut, "send_errors": s.SendErrors,
-		"duplicates": s.Duplicates, "retransmits": s.Retransmits, "fast_retransmits": s.FastRetransmits,
-		"timeouts": s.Timeouts, "peers_dead": s.PeersDead, "peer_restarts": s.PeerRestarts,
-		"resets_sent": s.ResetsSent, "refused_sent": s.RefusedSent, "refused_received": s.RefusedReceived,
-		"messages_in": s.MessagesIn, "messages_out": s.MessagesOut, "calls_ok": s.CallsOK, "calls_failed": s.CallsFailed,
-	}
-	for name, d := range c.descs {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(vals[name]))
-	}
-	for _, r := range proto.DropReasons() {
-		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(s.Dropped(r)), r.String())
-	}
 }

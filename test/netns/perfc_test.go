@@ -12,41 +12,13 @@ import (
 	"time"
 
 	"github.com/mvstack/mvstack/perfc"
-	"github.com/mvstack/mvstack/perfc/perfcrpc"
 	"github.com/mvstack/mvstack/proto"
 	"github.com/mvstack/mvstack/test/netns"
 )
 
-// perfcNode starts the node whose counters the tests read, on h with the
-// cluster key in keyFile, and returns once it answers. The stand-in runs
-// in this process; switch to mvnodeNode (one line) once cmd/mvnode serves
-// PERFC, i.e. calls perfcrpc.Register and perfcrpc.AttachStats on its
-// endpoint and set.
-var perfcNode = standInNode
-
-var _ = mvnodeNode // compiled and vetted until it is switched on
-
-// standInNode is what mvnode does for PERFC: an endpoint on a real
-// AF_PACKET socket in h's namespace, a perfc set with the endpoint's
-// protocol counters, and the PERFC handlers.
-func standInNode(t *testing.T, h *netns.Host, keyFile string) {
-	t.Helper()
-	keys, err := proto.LoadKeyring(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep := endpointOn(t, h, keys) // proto_test.go: a real AF_PACKET socket in h's namespace
-	set, err := perfc.NewSet(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perfcrpc.Register(ep, set)
-	detach, err := perfcrpc.AttachStats(set, ep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(detach)
-}
+// perfcNode starts the node whose counters the tests read: the real node
+// daemon, on h with the cluster key in keyFile, returning once it answers.
+var perfcNode = mvnodeNode
 
 // mvnodeNode runs the real node daemon with the sim driver.
 func mvnodeNode(t *testing.T, h *netns.Host, keyFile string) {
