@@ -162,7 +162,7 @@ func TestStoreUpdateBatchParallel(t *testing.T) {
 	for k := int64(1); k <= 10; k++ {
 		for i := 0; i < 40; i++ {
 			name := fmt.Sprintf("b%d.rrd", i)
-			v := []Value{Float(float64(i*k) / 3), Uint(uint64(i * int(k) * 100))}
+			v := []Value{Float(float64(int64(i)*k) / 3), Uint(uint64(int64(i) * k * 100))}
 			batch = append(batch, Update{Name: name, Time: Time{Sec: start.Sec + 10*k}, Values: v})
 			refs[name].Update(Time{Sec: start.Sec + 10*k}, v...)
 		}
