@@ -2,6 +2,7 @@ package ethnodes_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -11,6 +12,8 @@ import (
 	"github.com/mvstack/mvstack/controller/leader"
 	"github.com/mvstack/mvstack/controller/liveness"
 	"github.com/mvstack/mvstack/controller/state"
+	"github.com/mvstack/mvstack/node/nodeclient"
+	"github.com/mvstack/mvstack/proto"
 )
 
 // store is the replicated state of one replica without raft: commands
@@ -41,10 +44,10 @@ func (s *store) node(id string) state.Node {
 	return state.Node{}
 }
 
-// replica is what controller.Server does with a NodeSource, without raft:
-// registrations become RegisterNode, every report feeds liveness, and the
-// monitor runs as leader of term.
-func replicaOf(t *testing.T, src *ethnodes.Source, st *store, term uint64) {
+// replicaOf is what controller.Server does with a NodeSource, without
+// raft: registrations become RegisterNode, every report feeds liveness,
+// and the monitor runs as leader of term until the returned stop.
+func replicaOf(t *testing.T, src *ethnodes.Source, st *store, term uint64) (stop func()) {
 	t.Helper()
 	mon, err := liveness.New(liveness.DefaultConfig(), st, src)
 	if err != nil {
@@ -52,7 +55,8 @@ func replicaOf(t *testing.T, src *ethnodes.Source, st *store, term uint64) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	stop = func() { cancel(); wg.Wait() }
+	t.Cleanup(stop)
 	reports := src.Reports(ctx)
 	wg.Add(2)
 	go func() {
@@ -70,6 +74,7 @@ func replicaOf(t *testing.T, src *ethnodes.Source, st *store, term uint64) {
 	if err := src.Discover(ctx, term); err != nil {
 		t.Fatal(err)
 	}
+	return stop
 }
 
 func TestAKilledNodeIsInErrorWithinTheTolerance(t *testing.T) {
@@ -118,3 +123,49 @@ func TestAKilledNodeIsInErrorWithinTheTolerance(t *testing.T) {
 // agentHeartbeat is the node agent's default heartbeat interval: the
 // silence before a kill may be that much older than the kill.
 const agentHeartbeat = time.Second
+
+// A new leader's first discovery moves every node's heartbeats to it: its
+// liveness, which starts with a full tolerance of grace, never fails a
+// live node, and the old leader's probes are refused.
+func TestANewLeaderTakesOverTheHeartbeats(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRack(t)
+		old, cur := r.source(ctl1), r.source(ctl2)
+		for i := range 3 {
+			r.node(nodeMAC(i), ctl1, smallHardware())
+		}
+		st1 := &store{st: state.New()}
+		stop := replicaOf(t, old, st1, 2)
+		time.Sleep(5 * time.Second)
+		stop() // leadership lost
+
+		st2 := &store{st: state.New()}
+		heard := cur.Reports(t.Context())
+		replicaOf(t, cur, st2, 3)
+		time.Sleep(10 * time.Second)
+		beats := map[proto.MAC]int{}
+	drain:
+		for {
+			select {
+			case r := <-heard:
+				if r.Monitoring != nil {
+					beats[r.MAC]++
+				}
+			default:
+				break drain
+			}
+		}
+		for i := range 3 {
+			m := nodeMAC(i)
+			if n := st2.node(m.NodeID()); n.State() != state.HostEnabled || n.Monitoring.MaxCPU != 800 {
+				t.Errorf("node %d at the new leader: state %q (%s), max_cpu %d", i, n.State(), n.Reason, n.Monitoring.MaxCPU)
+			}
+			if beats[m] < 9 {
+				t.Errorf("the new leader got %d heartbeats from node %d in 10 s, want about 10", beats[m], i)
+			}
+			if err := old.Probe(t.Context(), m.NodeID(), 2); !errors.Is(err, nodeclient.ErrStaleTerm) {
+				t.Errorf("the old leader's probe of node %d: %v, want ErrStaleTerm", i, err)
+			}
+		}
+	})
+}

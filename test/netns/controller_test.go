@@ -444,6 +444,13 @@ func TestControllerOverEthernet(t *testing.T) {
 	if err := cl.lab.Cut(cl.nodes[1], false); err != nil {
 		t.Fatal(err)
 	}
+	plugged := time.Now()
+	poll(t, ctx, 20*time.Second, fmt.Sprintf("node %s enabled again after its cable is back", ids[1]), func() (bool, error) {
+		var n nodeView
+		err := cl.api(l).Do(ctx, "GET", "/api/nodes/"+ids[1], nil, &n)
+		return n.State == "enabled", err
+	})
+	t.Logf("node %s enabled again %v after its cable was plugged back (error -> retry -> ok after 3 heartbeats)", ids[1], time.Since(plugged).Round(time.Millisecond))
 
 	// Through all of it, no other node was ever put in error: failovers
 	// and partitions never failed a live node.
