@@ -11,7 +11,7 @@ import (
 
 // The node-facing side's flags fail before anything starts, naming the bad
 // input.
-func TestServeNodeFlagsNameTheBadInput(t *testing.T) {
+func TestControllerNodeFlagsNameTheBadInput(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "cluster.key")
 	k, err := proto.NewKey(1)

@@ -15,7 +15,7 @@ import (
 
 var mac = proto.MAC{0x0c, 0xc4, 0x7a, 0x77, 0xf9, 0xaf}
 
-func TestInventoryConversion(t *testing.T) {
+func TestControllerInventoryConversion(t *testing.T) {
 	const gib = 1 << 30
 	tests := []struct {
 		desc string
@@ -104,7 +104,7 @@ func TestInventoryConversion(t *testing.T) {
 	}
 }
 
-func TestInventoryConversionCopiesFlags(t *testing.T) {
+func TestControllerInventoryConversionCopiesFlags(t *testing.T) {
 	in := inventory.Inventory{CPU: inventory.CPU{Flags: []string{"avx"}}}
 	got := ethnodes.Inventory(&in)
 	in.CPU.Flags[0] = "changed"
@@ -115,7 +115,7 @@ func TestInventoryConversionCopiesFlags(t *testing.T) {
 
 func mib(n uint64) uint64 { return n << 20 }
 
-func TestMonitoringConversion(t *testing.T) {
+func TestControllerMonitoringConversion(t *testing.T) {
 	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.FixedZone("CET", 3600))
 	tests := []struct {
 		desc string

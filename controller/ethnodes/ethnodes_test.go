@@ -149,7 +149,7 @@ func wantInventory(mac proto.MAC) state.Inventory {
 	}
 }
 
-func TestDiscoveryRegistersEveryNodeWithItsInventory(t *testing.T) {
+func TestControllerDiscoveryRegistersEveryNodeWithItsInventory(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRack(t)
 		for i := range 4 {
@@ -200,7 +200,7 @@ func TestDiscoveryRegistersEveryNodeWithItsInventory(t *testing.T) {
 	})
 }
 
-func TestHeartbeatsArriveAsMonitoring(t *testing.T) {
+func TestControllerGetsHeartbeatsAsMonitoring(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRack(t)
 		src := r.source(ctl1)
@@ -244,7 +244,7 @@ func TestHeartbeatsArriveAsMonitoring(t *testing.T) {
 	})
 }
 
-func TestProbe(t *testing.T) {
+func TestControllerProbe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRack(t)
 		r.node(nodeMAC(0), proto.MAC{}, smallHardware())
@@ -281,7 +281,7 @@ func TestProbe(t *testing.T) {
 	})
 }
 
-func TestANewerLeaderDeposesTheOldOne(t *testing.T) {
+func TestANewerControllerLeaderDeposesTheOldOne(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRack(t)
 		var macs []proto.MAC

@@ -77,7 +77,7 @@ func replicaOf(t *testing.T, src *ethnodes.Source, st *store, term uint64) (stop
 	return stop
 }
 
-func TestAKilledNodeIsInErrorWithinTheTolerance(t *testing.T) {
+func TestControllerPutsAKilledNodeInErrorWithinTheTolerance(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRack(t)
 		src := r.source(ctl1)
@@ -127,7 +127,7 @@ const agentHeartbeat = time.Second
 // A new leader's first discovery moves every node's heartbeats to it: its
 // liveness, which starts with a full tolerance of grace, never fails a
 // live node, and the old leader's probes are refused.
-func TestANewLeaderTakesOverTheHeartbeats(t *testing.T) {
+func TestANewControllerLeaderTakesOverTheHeartbeats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRack(t)
 		old, cur := r.source(ctl1), r.source(ctl2)
