@@ -34,6 +34,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "controller", Usage: "send heartbeats to the controller at this MAC"},
 			&cli.DurationFlag{Name: "heartbeat-interval", Value: time.Duration(def.HeartbeatInterval), Usage: "how often heartbeats go out"},
 			&cli.DurationFlag{Name: "stats-interval", Value: time.Duration(def.StatsInterval), Usage: "how often stat frames (EtherType 0x88B6) go out, 1s to 1h; 0 sends none"},
+			&cli.StringSliceFlag{Name: "export", Usage: "serve a disk as an AoE target: SHELF.SLOT:PATH[,ro][,wb] (repeatable), e.g. 7.1:/srv/disk1.img"},
 			&cli.StringFlag{Name: "stats-dest", Usage: "send stat frames to the aggregator (mvstatsd) at this MAC (default: broadcast)"},
 			&cli.DurationFlag{Name: "tolerance", Value: time.Duration(def.Tolerance), Usage: "how long a silent peer is waited for"},
 			&cli.IntFlag{Name: "cpu-overcommit", Value: def.CPUOvercommit, Usage: "vCPUs per pCPU for the whole node, 1..8"},
@@ -78,6 +79,13 @@ func config(c *cli.Context) (agent.Config, error) {
 		cfg.StopGuestsOnExit = c.Bool("stop-guests-on-exit")
 	}
 	str("stats-dest", &cfg.StatsDest)
+	for _, x := range c.StringSlice("export") {
+		e, err := agent.ParseExport(x)
+		if err != nil {
+			return cfg, fmt.Errorf("--export: %w", err)
+		}
+		cfg.Exports = append(cfg.Exports, e)
+	}
 	if c.IsSet("stats-interval") {
 		cfg.StatsInterval = agent.Duration(c.Duration("stats-interval"))
 	}

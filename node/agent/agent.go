@@ -66,6 +66,7 @@ type Agent struct {
 	detachStats func()
 	stats       *emitter.Emitter
 	statsLink   proto.Link
+	aoe         *aoeRole // the storage role (aoe.go), nil without exports
 }
 
 // New builds the node: endpoint, inventory, ledger, driver, handlers and
@@ -162,6 +163,11 @@ func New(cfg Config) (*Agent, error) {
 		a.ep.Close()
 		return nil, fmt.Errorf("agent: stat frames: %w", err)
 	}
+	if err := a.startExports(); err != nil {
+		a.closePerfc()
+		a.ep.Close()
+		return nil, fmt.Errorf("agent: AoE exports: %w", err)
+	}
 	if err := a.serveMetrics(); err != nil {
 		a.closePerfc()
 		a.ep.Close()
@@ -212,6 +218,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.Close()
 	if a.stats != nil {
 		go a.stats.Run(ctx)
+	}
+	if a.aoe != nil {
+		go a.aoe.serve(ctx, a)
 	}
 	a.adopt(ctx)
 	a.scanWild(ctx)
@@ -265,6 +274,9 @@ func (a *Agent) Close() error {
 	a.closePerfc()
 	if a.statsLink != nil {
 		a.statsLink.Close()
+	}
+	if a.aoe != nil {
+		a.aoe.close()
 	}
 	return a.ep.Close()
 }

@@ -63,6 +63,11 @@ type Config struct {
 	StatsInterval Duration   `json:"stats_interval"`
 	StatsDest     string     `json:"stats_dest,omitempty"`
 	StatsLink     proto.Link `json:"-"`
+	// Exports are the node's disks served as AoE targets (EtherType
+	// 0x88A2) on Iface, e.g. {7, 1, "/srv/disk1.img"}. AoELink, for
+	// tests, serves them on a given link.
+	Exports []Export   `json:"exports,omitempty"`
+	AoELink proto.Link `json:"-"`
 	// StateDir keeps the highest term seen and the domains the node should
 	// run across restarts; empty keeps nothing.
 	StateDir string `json:"state_dir,omitempty"`
@@ -120,6 +125,19 @@ type DriverDeps struct {
 	Logger *slog.Logger
 }
 
+// duplicateExport names a shelf.slot that two exports share, or "".
+func duplicateExport(xs []Export) string {
+	seen := map[[2]int]bool{}
+	for _, x := range xs {
+		k := [2]int{int(x.Shelf), int(x.Slot)}
+		if seen[k] {
+			return fmt.Sprintf("%d.%d", x.Shelf, x.Slot)
+		}
+		seen[k] = true
+	}
+	return ""
+}
+
 func validMAC(s string) bool { _, err := proto.ParseMAC(s); return err == nil }
 
 // DefaultConfig returns a sim node's defaults: heartbeats every second, the protocol's 1.5 s tolerance,
@@ -150,6 +168,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("agent: Config.StatsInterval %v: 0 (off) or from %v to %v", time.Duration(c.StatsInterval), emitter.MinInterval, emitter.MaxInterval)
 	case c.StatsDest != "" && !validMAC(c.StatsDest):
 		return fmt.Errorf("agent: Config.StatsDest %q is not a MAC address", c.StatsDest)
+	case duplicateExport(c.Exports) != "":
+		return fmt.Errorf("agent: Config.Exports: %s is exported twice", duplicateExport(c.Exports))
 	case c.HeartbeatInterval < Duration(10*time.Millisecond):
 		return fmt.Errorf("agent: Config.HeartbeatInterval %v is below 10ms", time.Duration(c.HeartbeatInterval))
 	case c.Tolerance < Duration(10*time.Millisecond):

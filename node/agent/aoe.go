@@ -1,0 +1,173 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/mvstack/mvstack/aoe/target"
+	"github.com/mvstack/mvstack/perfc"
+	"github.com/mvstack/mvstack/proto"
+)
+
+// The storage role: the node serves its local disks (files stand in for
+// drives in the lab) as ATA-over-Ethernet targets at shelf.slot, and counts
+// what they serve in its perfc set (aoe.target.*).
+
+// Export is one AoE export of the node: "SHELF.SLOT:PATH[,ro][,wb]".
+type Export struct {
+	Shelf     uint16 `json:"shelf"`
+	Slot      uint8  `json:"slot"`
+	Path      string `json:"path"`
+	ReadOnly  bool   `json:"read_only,omitempty"`
+	WriteBack bool   `json:"write_back,omitempty"`
+}
+
+// ParseExport parses "SHELF.SLOT:PATH[,ro][,wb]", e.g. "7.1:/srv/disk1.img,ro".
+func ParseExport(s string) (Export, error) {
+	addr, rest, ok := strings.Cut(s, ":")
+	if !ok || rest == "" {
+		return Export{}, fmt.Errorf("export %q: want SHELF.SLOT:PATH[,ro][,wb], e.g. 7.1:/srv/disk1.img", s)
+	}
+	sh, sl, ok := strings.Cut(addr, ".")
+	shelf, err1 := strconv.ParseUint(sh, 10, 16)
+	slot, err2 := strconv.ParseUint(sl, 10, 8)
+	if !ok || err1 != nil || err2 != nil || shelf > 0xfffe || slot > 0xfe {
+		return Export{}, fmt.Errorf("export %q: shelf.slot %q must be 0–65534 . 0–254", s, addr)
+	}
+	parts := strings.Split(rest, ",")
+	e := Export{Shelf: uint16(shelf), Slot: uint8(slot), Path: parts[0]}
+	for _, o := range parts[1:] {
+		switch o {
+		case "ro":
+			e.ReadOnly = true
+		case "wb":
+			e.WriteBack = true
+		default:
+			return Export{}, fmt.Errorf("export %q: unknown option %q (ro, wb)", s, o)
+		}
+	}
+	return e, nil
+}
+
+// startExports opens the AoE link and the backends, when the node exports
+// any disk. The server runs in Run.
+func (a *Agent) startExports() error {
+	if len(a.cfg.Exports) == 0 {
+		return nil
+	}
+	link := a.cfg.AoELink
+	if link == nil {
+		if a.cfg.Link != nil {
+			return errors.New("Config.Exports on an injected link need Config.AoELink")
+		}
+		l, err := proto.OpenPacketLink(a.cfg.Iface, proto.EtherTypeAoE, nil)
+		if err != nil {
+			return err
+		}
+		link = l
+	}
+	var exports []target.ExportConfig
+	var backends []*target.File
+	closeAll := func() {
+		for _, b := range backends {
+			b.Close()
+		}
+		link.Close()
+	}
+	for _, x := range a.cfg.Exports {
+		b, err := target.OpenFile(x.Path, target.FileOptions{ReadOnly: x.ReadOnly})
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("export %d.%d: %w", x.Shelf, x.Slot, err)
+		}
+		backends = append(backends, b)
+		ec := target.DefaultExportConfig()
+		ec.Shelf, ec.Slot, ec.Backend, ec.ReadOnly, ec.WriteBack = x.Shelf, x.Slot, b, x.ReadOnly, x.WriteBack
+		ec.Serial = fmt.Sprintf("%s-%d.%d", a.inv.NodeID, x.Shelf, x.Slot)
+		exports = append(exports, ec)
+	}
+	tcfg := target.DefaultConfig()
+	tcfg.Logger = a.log
+	srv, err := target.NewServer(link, tcfg, exports...)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	detach, err := a.set.Attach(&exportsSource{srv: srv})
+	if err != nil {
+		closeAll()
+		return err
+	}
+	a.aoe = &aoeRole{srv: srv, link: link, backends: backends, detach: detach}
+	return nil
+}
+
+type aoeRole struct {
+	srv      *target.Server
+	link     proto.Link
+	backends []*target.File
+	detach   func()
+}
+
+func (r *aoeRole) serve(ctx context.Context, a *Agent) {
+	if err := r.srv.Serve(ctx); err != nil && ctx.Err() == nil {
+		a.log.Error("AoE target stopped", "err", err)
+	}
+}
+
+func (r *aoeRole) close() {
+	r.detach()
+	r.link.Close()
+	for _, b := range r.backends {
+		b.Close()
+	}
+}
+
+// exportsSource reads the exports' counters into the node's set when a
+// dump is taken; a reset keeps a baseline and leaves the exports' own
+// totals alone.
+type exportsSource struct {
+	srv  *target.Server
+	mu   sync.Mutex
+	base [len(exportDefs)]uint64
+}
+
+var exportDefs = [...]struct {
+	name, unit, desc string
+	value            func(target.Stats) uint64
+}{
+	{"aoe.target.cmd.read", "commands", "ATA reads served by this node's AoE targets", func(s target.Stats) uint64 { return s.Reads }},
+	{"aoe.target.cmd.write", "commands", "ATA writes served (acknowledged) by this node's AoE targets", func(s target.Stats) uint64 { return s.Writes }},
+	{"aoe.target.cmd.flush", "commands", "ATA cache flushes served by this node's AoE targets", func(s target.Stats) uint64 { return s.Flushes }},
+	{"aoe.target.read.bytes", "bytes", "Data served by this node's AoE targets", func(s target.Stats) uint64 { return s.ReadBytes }},
+	{"aoe.target.write.bytes", "bytes", "Data stored by this node's AoE targets", func(s target.Stats) uint64 { return s.WrittenBytes }},
+	{"aoe.target.errors.ata", "commands", "ATA commands answered with ERR (IDNF, aborted)", func(s target.Stats) uint64 { return s.ATAErrors }},
+	{"aoe.target.errors.aoe", "commands", "AoE answers with the error flag", func(s target.Stats) uint64 { return s.AoEErrors }},
+	{"aoe.target.drops.masked", "frames", "Requests from a MAC outside an export's mask list", func(s target.Stats) uint64 { return s.Masked }},
+	{"aoe.target.drops.reserved", "frames", "Requests refused by a reservation", func(s target.Stats) uint64 { return s.ReservationConflicts }},
+	{"aoe.target.config.queries", "commands", "Query Config requests answered", func(s target.Stats) uint64 { return s.ConfigQueries }},
+}
+
+func (s *exportsSource) Read(dst []perfc.Metric, reset func(name string) bool) []perfc.Metric {
+	var total [len(exportDefs)]uint64
+	for _, e := range s.srv.Exports() {
+		st := e.Stats()
+		for i, d := range exportDefs {
+			total[i] += d.value(st)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, d := range exportDefs {
+		v := total[i] - s.base[i]
+		if reset != nil && reset(d.name) {
+			s.base[i] = total[i]
+		}
+		dst = append(dst, perfc.Metric{Name: d.name, Kind: perfc.KindCounter, Unit: d.unit, Desc: d.desc, Value: int64(v)})
+	}
+	return dst
+}
