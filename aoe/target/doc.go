@@ -16,7 +16,8 @@
 // The reader hands writes, flushes and O_DIRECT reads to a pool of workers
 // that do positioned I/O (pread/pwrite) in parallel, so an export advertises
 // a Buffer Count of 64 or more and means it; reads from a page-cached
-// backend it serves itself, saving a hand-off. Requests that overlap a write
+// backend, and write-back writes to one, it serves itself, saving a
+// hand-off. Requests that overlap a write
 // run in arrival order. Each request buffer is reused for its reply.
 //
 // # Durability

@@ -103,8 +103,9 @@ type Export struct {
 	sectors  uint64
 	gsync    *groupSync
 	order    order
-	// inline: reads come from the page cache, so the reader goroutine
-	// serves them itself rather than handing them to a worker.
+	// inline: reads come from the page cache (and write-back writes go
+	// to it), so the reader goroutine serves them itself rather than
+	// handing them to a worker.
 	inline bool
 
 	mu       sync.Mutex // guards the fields below

@@ -326,7 +326,7 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) (bool, *job) {
 			}
 			j := job{e: e, src: src, buf: buf, f: f}
 			if e.order.admit(&j) {
-				if e.inline && isRead(&j.f) {
+				if e.inline && (isRead(&j.f) || e.cfg.WriteBack && isWrite(&j.f)) {
 					return true, &j
 				}
 				s.work <- j
@@ -356,6 +356,10 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) (bool, *job) {
 
 func isRead(f *aoe.Frame) bool {
 	return f.ATA.CmdStatus == 0x20 || f.ATA.CmdStatus == 0x24
+}
+
+func isWrite(f *aoe.Frame) bool {
+	return f.ATA.CmdStatus == 0x30 || f.ATA.CmdStatus == 0x34
 }
 
 // checkATA returns the AoE error for an ATA request whose sector count the
