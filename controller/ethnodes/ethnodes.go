@@ -212,8 +212,8 @@ func (s *Source) onHeartbeat(from proto.MAC, hb nodeclient.Heartbeat) {
 // nodeclient.MethodDiscover carrying term and asks each node that answers
 // and is new to this replica, restarted, or whose summary changed for its
 // full inventory (node.info), reported as a registration. Other answers
-// report nothing: liveness rests on heartbeats and probes. It returns once those calls are done; an error means the
-// broadcast itself failed.
+// report nothing: liveness rests on heartbeats and probes. It returns once
+// those calls are done; an error means the broadcast itself failed.
 func (s *Source) Discover(ctx context.Context, term uint64) error {
 	found, err := s.client.WithTerm(term).Discover(ctx, s.cfg.DiscoverWindow)
 	var wg sync.WaitGroup
