@@ -38,7 +38,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				Description: "Bootstrap a new cluster by starting every initial replica with the same --bootstrap list,\n" +
 					"or add a replica to a running cluster with --join. Writes to a follower are forwarded to the leader.\n" +
 					"Example:\n  mvcontroller serve --id c1 --raft-addr 10.0.0.1:7000 --http-addr 10.0.0.1:8080 --data-dir /var/lib/mvcontroller \\\n" +
-					"    --bootstrap c1=10.0.0.1:7000/10.0.0.1:8080 --bootstrap c2=10.0.0.2:7000/10.0.0.2:8080 --bootstrap c3=10.0.0.3:7000/10.0.0.3:8080",
+					"    --bootstrap c1=10.0.0.1:7000/10.0.0.1:8080 --bootstrap c2=10.0.0.2:7000/10.0.0.2:8080 --bootstrap c3=10.0.0.3:7000/10.0.0.3:8080 \\\n" +
+					"    --iface eth0 --key /etc/mvstack/cluster.key\n" +
+					"With --iface, the leader discovers nodes on that interface, receives their heartbeats and probes the silent ones\n" +
+					"over the control protocol (EtherType 0x88B5), authenticated with the cluster key.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "id", Required: true, Usage: "replica id, unique in the cluster"},
 					&cli.StringFlag{Name: "raft-addr", Value: "127.0.0.1:7000", Usage: "host:port for raft between replicas (TCP)"},
