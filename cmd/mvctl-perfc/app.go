@@ -1,26 +1,24 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mvstack/mvstack/cmd/internal/mgmt"
 	"github.com/mvstack/mvstack/perfc"
 	"github.com/mvstack/mvstack/perfc/perfcrpc"
 	"github.com/mvstack/mvstack/proto"
 )
 
 // DefaultKeyFile is where the cluster key is looked for.
-const DefaultKeyFile = "/etc/mvstack/cluster.key"
+const DefaultKeyFile = mgmt.DefaultKeyFile
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
@@ -192,63 +190,17 @@ func nonNil(ms []perfc.Metric) []perfc.Metric {
 // openEndpoint opens the control protocol on the management interface with
 // the cluster key.
 func openEndpoint(c *cli.Context) (*proto.Endpoint, string, error) {
-	keys, err := proto.LoadKeyring(c.String("key"))
-	if err != nil {
-		return nil, "", err
-	}
-	iface := c.String("iface")
-	if iface == "" {
-		if iface, err = defaultInterface(); err != nil {
-			return nil, "", err
-		}
-	}
-	link, err := proto.OpenPacketLink(iface, proto.EtherTypeControl, nil)
-	if err != nil {
-		return nil, "", err
-	}
-	cfg := proto.DefaultConfig()
-	cfg.Keys = keys
-	cfg.Tolerance = c.Duration("tolerance")
-	cfg.ProbeInterval = cfg.Tolerance / 8
+	o := mgmt.Options{Iface: c.String("iface"), KeyFile: c.String("key"), Tolerance: c.Duration("tolerance")}
 	if c.Bool("verbose") {
-		cfg.Logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.Log = c.App.ErrWriter
 	}
-	ep, err := proto.NewEndpoint(link, cfg)
-	if err != nil {
-		link.Close()
-		return nil, "", fmt.Errorf("on %s: %w", iface, err)
-	}
-	return ep, iface, nil
-}
-
-// defaultInterface picks the first interface that is up, not loopback and
-// has an Ethernet address.
-func defaultInterface() (string, error) {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return "", err
-	}
-	for _, ifi := range ifs {
-		if ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagLoopback == 0 && len(ifi.HardwareAddr) == 6 {
-			return ifi.Name, nil
-		}
-	}
-	return "", errors.New("no Ethernet interface is up: name one with --iface")
+	return mgmt.Open(o)
 }
 
 // explainErr turns protocol errors into what an operator needs to read.
 func explainErr(err error, mac proto.MAC, iface string, tolerance time.Duration) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, proto.ErrUnauthenticated):
-		return fmt.Errorf("the node at MAC %s on %s refused our frames: it has another cluster key (%w)", mac, iface, proto.ErrUnauthenticated)
-	case errors.Is(err, proto.ErrPeerDead):
-		return fmt.Errorf("no node answered at MAC %s on %s within %v (%w)", mac, iface, tolerance, proto.ErrPeerDead)
-	case errors.Is(err, proto.ErrUnknownMethod):
+	if errors.Is(err, proto.ErrUnknownMethod) {
 		return fmt.Errorf("the node at MAC %s on %s does not serve performance counters: %w", mac, iface, err)
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("the node at MAC %s on %s did not answer in time: %w", mac, iface, err)
 	}
-	return err
+	return mgmt.Explain(err, mac, iface, tolerance)
 }

@@ -1,21 +1,19 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mvstack/mvstack/cmd/internal/mgmt"
 	"github.com/mvstack/mvstack/proto"
 )
 
 // DefaultKeyFile is where mvctl and the daemons look for the cluster key.
-const DefaultKeyFile = "/etc/mvstack/cluster.key"
+const DefaultKeyFile = mgmt.DefaultKeyFile
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
@@ -79,50 +77,13 @@ func optBool(c *cli.Context, name string) bool {
 }
 
 // openEndpoint opens the control protocol on the management interface with
-// the cluster key.
+// the cluster key, from the common flags.
 func openEndpoint(c *cli.Context) (*proto.Endpoint, string, error) {
-	keys, err := proto.LoadKeyring(optString(c, "key"))
-	if err != nil {
-		return nil, "", err
-	}
-	iface := optString(c, "iface")
-	if iface == "" {
-		if iface, err = defaultInterface(); err != nil {
-			return nil, "", err
-		}
-	}
-	link, err := proto.OpenPacketLink(iface, proto.EtherTypeControl, nil)
-	if err != nil {
-		return nil, "", err
-	}
-	cfg := proto.DefaultConfig()
-	cfg.Keys = keys
-	cfg.Tolerance = optDuration(c, "tolerance")
-	cfg.ProbeInterval = cfg.Tolerance / 8
+	o := mgmt.Options{Iface: optString(c, "iface"), KeyFile: optString(c, "key"), Tolerance: optDuration(c, "tolerance")}
 	if optBool(c, "verbose") {
-		cfg.Logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.Log = c.App.ErrWriter
 	}
-	ep, err := proto.NewEndpoint(link, cfg)
-	if err != nil {
-		link.Close()
-		return nil, "", fmt.Errorf("on %s: %w", iface, err)
-	}
-	return ep, iface, nil
-}
-
-// defaultInterface picks the first interface that is up, not loopback and
-// has an Ethernet address.
-func defaultInterface() (string, error) {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return "", err
-	}
-	for _, ifi := range ifs {
-		if ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagLoopback == 0 && len(ifi.HardwareAddr) == 6 {
-			return ifi.Name, nil
-		}
-	}
-	return "", errors.New("no Ethernet interface is up: name one with --iface")
+	return mgmt.Open(o)
 }
 
 // mvmac parses the --mvmac flag.
@@ -140,13 +101,5 @@ func mvmac(c *cli.Context) (proto.MAC, error) {
 
 // explain turns protocol errors into what an operator needs to read.
 func explain(err error, mac proto.MAC, iface string, tolerance time.Duration) error {
-	switch {
-	case errors.Is(err, proto.ErrUnauthenticated):
-		return fmt.Errorf("the node at MAC %s on %s refused our frames: it has another cluster key", mac, iface)
-	case errors.Is(err, proto.ErrPeerDead):
-		return fmt.Errorf("no node answered at MAC %s on %s within %v", mac, iface, tolerance)
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("the node at MAC %s on %s did not answer in time: %w", mac, iface, err)
-	}
-	return err
+	return mgmt.Explain(err, mac, iface, tolerance)
 }
