@@ -5,8 +5,8 @@
 // # The node-facing side
 //
 // Everything the controller hears from nodes or says to them goes through a
-// [NodeSource]: the Ethernet control protocol implements it in production
-// (the node side's client package), and controller/nodetest implements it in
+// [NodeSource]: controller/ethnodes implements it over the Ethernet control
+// protocol in production (with the node side's client package), and controller/nodetest implements it in
 // memory for tests. Every replica consumes [NodeSource.Reports] (so a new
 // leader already knows who was heard from); only the leader calls
 // [NodeSource.Discover] and [NodeSource.Probe], always with its raft term, and
@@ -26,6 +26,7 @@
 //	controller/leader      leader.Run: loops that stop when leadership is lost
 //	controller/liveness    heartbeats, suspicion, probes, error/retry
 //	controller/rest        REST API (api/openapi.yaml)
+//	controller/ethnodes    the NodeSource over the control protocol (node/nodeclient)
 //	controller/nodetest    in-memory NodeSource for tests
 //	controller/replicatest in-memory replica clusters for tests
 package controller
