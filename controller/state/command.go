@@ -27,6 +27,15 @@ const (
 	TypeRevokeToken      CommandType = 7
 	TypeSetReplica       CommandType = 8
 	TypeRemoveReplica    CommandType = 9
+	TypeCreateDatastore  CommandType = 10
+	TypeDeleteDatastore  CommandType = 11
+	TypeAddDisks         CommandType = 12
+	TypeRemoveDisks      CommandType = 13
+	TypeCreateVolume     CommandType = 14
+	TypeDeleteVolume     CommandType = 15
+	TypeResizeVolume     CommandType = 16
+	TypeSetVolumeEpoch   CommandType = 17
+	TypeSetInSync        CommandType = 18
 )
 
 func (t CommandType) String() string {
@@ -49,6 +58,24 @@ func (t CommandType) String() string {
 		return "set_replica"
 	case TypeRemoveReplica:
 		return "remove_replica"
+	case TypeCreateDatastore:
+		return "create_datastore"
+	case TypeDeleteDatastore:
+		return "delete_datastore"
+	case TypeAddDisks:
+		return "add_disks"
+	case TypeRemoveDisks:
+		return "remove_disks"
+	case TypeCreateVolume:
+		return "create_volume"
+	case TypeDeleteVolume:
+		return "delete_volume"
+	case TypeResizeVolume:
+		return "resize_volume"
+	case TypeSetVolumeEpoch:
+		return "set_volume_epoch"
+	case TypeSetInSync:
+		return "set_in_sync"
 	}
 	return fmt.Sprintf("command(%d)", uint8(t))
 }
@@ -213,6 +240,24 @@ func Decode(b []byte) (Command, error) {
 		c, err = decodeAs[SetReplica](b[2:])
 	case TypeRemoveReplica:
 		c, err = decodeAs[RemoveReplica](b[2:])
+	case TypeCreateDatastore:
+		c, err = decodeAs[CreateDatastore](b[2:])
+	case TypeDeleteDatastore:
+		c, err = decodeAs[DeleteDatastore](b[2:])
+	case TypeAddDisks:
+		c, err = decodeAs[AddDisks](b[2:])
+	case TypeRemoveDisks:
+		c, err = decodeAs[RemoveDisks](b[2:])
+	case TypeCreateVolume:
+		c, err = decodeAs[CreateVolume](b[2:])
+	case TypeDeleteVolume:
+		c, err = decodeAs[DeleteVolume](b[2:])
+	case TypeResizeVolume:
+		c, err = decodeAs[ResizeVolume](b[2:])
+	case TypeSetVolumeEpoch:
+		c, err = decodeAs[SetVolumeEpoch](b[2:])
+	case TypeSetInSync:
+		c, err = decodeAs[SetInSync](b[2:])
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownCommand, b[1])
 	}

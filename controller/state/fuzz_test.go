@@ -17,6 +17,12 @@ func FuzzDecode(f *testing.F) {
 		UpdateMonitoring{At: t0, Node: "7a77f9af", Monitoring: Monitoring{MaxCPU: 1600, Wild: []string{"x"}}},
 		CreateToken{At: t0, ID: "a", Hash: bytes.Repeat([]byte{1}, 32)},
 		SetReplica{At: t0, ID: "c1", APIAddr: "127.0.0.1:8080"},
+		CreateDatastore{At: t0, Name: "ds", Disks: []string{"3584916917"}, Replicas: 2, Overcommit: 1.5, TriggerRepair: RepairPeriodic, PeriodicRepairSec: 60, NumOfRepairs: 1, FTUnit: "rack"},
+		AddDisks{At: t0, Datastore: "1", Disks: []string{"1"}},
+		CreateVolume{At: t0, Name: "v", Datastore: "1", SizeMB: 1 << 20, Thick: true},
+		ResizeVolume{At: t0, ID: "1", SizeMB: 2 << 20},
+		SetInSync{At: t0, Volume: "1", Epoch: 3, InSync: []string{"00000001"}},
+		SetVolumeEpoch{At: t0, Volume: "1", Epoch: 4},
 	}
 	for _, c := range seeds {
 		b, err := Encode(c)

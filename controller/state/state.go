@@ -24,15 +24,20 @@ var (
 )
 
 // State is the whole replicated state. It is not safe for concurrent use;
-// the raft FSM serialises Apply and guards reads. Apply never mutates a Node
-// value in place (it replaces the pointer), so a *Node handed out stays
-// unchanged.
+// the raft FSM serialises Apply and guards reads. Apply never mutates a
+// Node, Datastore or Volume value in place (it replaces the pointer), so a
+// pointer handed out stays unchanged.
 type State struct {
 	Nodes    map[string]*Node
 	Tokens   map[string]Token
 	Replicas map[string]Replica
 	Events   []Event
 	NextSeq  uint64
+	// Storage (storage.go). Ids are decimal counters.
+	Datastores    map[string]*Datastore
+	Volumes       map[string]*Volume
+	NextDatastore uint64
+	NextVolume    uint64
 }
 
 // New returns an empty state.
@@ -42,11 +47,14 @@ func New() *State {
 		Tokens:   map[string]Token{},
 		Replicas: map[string]Replica{},
 		NextSeq:  1,
+
+		Datastores: map[string]*Datastore{},
+		Volumes:    map[string]*Volume{},
 	}
 }
 
 // Apply decodes and applies one log entry. It returns the command's result
-// (a Node, Token or Replica value, or nil) or an error wrapping ErrNotFound,
+// (a Node, Token, Replica, Datastore or Volume value, or nil) or an error wrapping ErrNotFound,
 // ErrInvalid, ErrTransition or a decoding error.
 func (s *State) Apply(b []byte) (any, error) {
 	c, err := Decode(b)
@@ -149,6 +157,24 @@ func (s *State) ApplyCommand(c Command) (any, error) {
 	case RemoveReplica:
 		delete(s.Replicas, c.ID)
 		return nil, nil
+	case CreateDatastore:
+		return s.createDatastore(c)
+	case DeleteDatastore:
+		return s.deleteDatastore(c)
+	case AddDisks:
+		return s.addDisks(c)
+	case RemoveDisks:
+		return s.removeDisks(c)
+	case CreateVolume:
+		return s.createVolume(c)
+	case DeleteVolume:
+		return s.deleteVolume(c)
+	case ResizeVolume:
+		return s.resizeVolume(c)
+	case SetVolumeEpoch:
+		return s.setVolumeEpoch(c)
+	case SetInSync:
+		return s.setInSync(c)
 	}
 	return nil, fmt.Errorf("%w: %T", ErrUnknownCommand, c)
 }
@@ -238,6 +264,12 @@ func Restore(r io.Reader) (*State, error) {
 	}
 	if s.Replicas == nil {
 		s.Replicas = map[string]Replica{}
+	}
+	if s.Datastores == nil {
+		s.Datastores = map[string]*Datastore{}
+	}
+	if s.Volumes == nil {
+		s.Volumes = map[string]*Volume{}
 	}
 	return &s, nil
 }
