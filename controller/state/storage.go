@@ -341,17 +341,33 @@ func idLess(a, b string) bool {
 	return a < b
 }
 
+// FieldError names the command field an invalid command is wrong in (the
+// REST API reports it as the error's field). It unwraps to the error.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field string, err error) error { return &FieldError{Field: field, Err: err} }
+
 // cleanIDs returns ids sorted without duplicates, or an error naming an
 // empty or duplicated id.
 func cleanIDs(what string, ids []string) ([]string, error) {
+	field := "disks"
+	if what == "node" {
+		field = "in_sync"
+	}
 	out := slices.Clone(ids)
 	slices.Sort(out)
 	for i, id := range out {
 		if id == "" {
-			return nil, fmt.Errorf("%w: an empty %s id", ErrInvalid, what)
+			return nil, fieldErr(field, fmt.Errorf("%w: an empty %s id", ErrInvalid, what))
 		}
 		if i > 0 && out[i-1] == id {
-			return nil, fmt.Errorf("%w: %s %s is named twice", ErrInvalid, what, id)
+			return nil, fieldErr(field, fmt.Errorf("%w: %s %s is named twice", ErrInvalid, what, id))
 		}
 	}
 	return out, nil
@@ -371,11 +387,11 @@ func (s *State) checkFreeDisks(ids []string) error {
 			unknown = append(unknown, id)
 		case d.Datastore != "":
 			ds := s.Datastores[d.Datastore]
-			return fmt.Errorf("%w: disk %s is already in datastore %s (%s)", ErrInvalid, id, ds.ID, ds.Name)
+			return fieldErr("disks", fmt.Errorf("%w: disk %s is already in datastore %s (%s)", ErrInvalid, id, ds.ID, ds.Name))
 		}
 	}
 	if len(unknown) > 0 {
-		return fmt.Errorf("%w: unknown disk ids %s (see GET /api/disks)", ErrInvalid, strings.Join(unknown, ","))
+		return fieldErr("disks", fmt.Errorf("%w: unknown disk ids %s (see GET /api/disks)", ErrInvalid, strings.Join(unknown, ",")))
 	}
 	return nil
 }
@@ -393,51 +409,51 @@ func (s *State) checkSpread(replicas int, ids []string) error {
 		}
 	}
 	if len(nodes) < replicas {
-		return fmt.Errorf("%w: replicas %d need disks on %d different nodes; these disks are on %d", ErrInvalid, replicas, replicas, len(nodes))
+		return fieldErr("disks", fmt.Errorf("%w: replicas %d need disks on %d different nodes; these disks are on %d", ErrInvalid, replicas, replicas, len(nodes)))
 	}
 	return nil
 }
 
 func (s *State) createDatastore(c CreateDatastore) (any, error) {
 	if strings.TrimSpace(c.Name) == "" {
-		return nil, fmt.Errorf("%w: name is empty", ErrInvalid)
+		return nil, fieldErr("name", fmt.Errorf("%w: name is empty", ErrInvalid))
 	}
 	for _, d := range s.Datastores {
 		if d.Name == c.Name {
-			return nil, fmt.Errorf("%w: name %q is taken by datastore %s", ErrInvalid, c.Name, d.ID)
+			return nil, fieldErr("name", fmt.Errorf("%w: name %q is taken by datastore %s", ErrInvalid, c.Name, d.ID))
 		}
 	}
 	if len(c.Disks) == 0 {
-		return nil, fmt.Errorf("%w: disks: a datastore needs at least one disk", ErrInvalid)
+		return nil, fieldErr("disks", fmt.Errorf("%w: disks: a datastore needs at least one disk", ErrInvalid))
 	}
 	disks, err := cleanIDs("disk", c.Disks)
 	if err != nil {
 		return nil, err
 	}
 	if c.Replicas != 1 && c.Replicas != 2 {
-		return nil, fmt.Errorf("%w: replicas %d: want 1 or 2", ErrInvalid, c.Replicas)
+		return nil, fieldErr("replicas", fmt.Errorf("%w: replicas %d: want 1 or 2", ErrInvalid, c.Replicas))
 	}
 	if !(c.Overcommit >= 1) { // also NaN
-		return nil, fmt.Errorf("%w: overcommit %g: want at least 1 (1 = no overcommit)", ErrInvalid, c.Overcommit)
+		return nil, fieldErr("overcommit", fmt.Errorf("%w: overcommit %g: want at least 1 (1 = no overcommit)", ErrInvalid, c.Overcommit))
 	}
 	switch c.TriggerRepair {
 	case RepairManual:
 	case RepairPeriodic:
 		if c.PeriodicRepairSec <= 0 {
-			return nil, fmt.Errorf("%w: periodic_repair_sec %d: periodic repairs need a period above 0 seconds", ErrInvalid, c.PeriodicRepairSec)
+			return nil, fieldErr("periodic_repair_sec", fmt.Errorf("%w: periodic_repair_sec %d: periodic repairs need a period above 0 seconds", ErrInvalid, c.PeriodicRepairSec))
 		}
 	default:
-		return nil, fmt.Errorf("%w: trigger_repair %q: want periodic or manual", ErrInvalid, c.TriggerRepair)
+		return nil, fieldErr("trigger_repair", fmt.Errorf("%w: trigger_repair %q: want periodic or manual", ErrInvalid, c.TriggerRepair))
 	}
 	if c.PeriodicRepairSec < 0 {
-		return nil, fmt.Errorf("%w: periodic_repair_sec %d is negative", ErrInvalid, c.PeriodicRepairSec)
+		return nil, fieldErr("periodic_repair_sec", fmt.Errorf("%w: periodic_repair_sec %d is negative", ErrInvalid, c.PeriodicRepairSec))
 	}
 	if c.NumOfRepairs < 1 {
-		return nil, fmt.Errorf("%w: num_of_repairs %d: want at least 1 repair at a time", ErrInvalid, c.NumOfRepairs)
+		return nil, fieldErr("num_of_repairs", fmt.Errorf("%w: num_of_repairs %d: want at least 1 repair at a time", ErrInvalid, c.NumOfRepairs))
 	}
 	unit, err := storage.ParseFTUnit(c.FTUnit)
 	if err != nil {
-		return nil, fmt.Errorf("%w: ft_unit: %w", ErrInvalid, err)
+		return nil, fieldErr("ft_unit", fmt.Errorf("%w: ft_unit: %w", ErrInvalid, err))
 	}
 	if err := s.checkFreeDisks(disks); err != nil {
 		return nil, err
@@ -483,7 +499,7 @@ func (s *State) addDisks(c AddDisks) (any, error) {
 		return nil, fmt.Errorf("%w: datastore %q", ErrNotFound, c.Datastore)
 	}
 	if len(c.Disks) == 0 {
-		return nil, fmt.Errorf("%w: disks: name at least one disk", ErrInvalid)
+		return nil, fieldErr("disks", fmt.Errorf("%w: disks: name at least one disk", ErrInvalid))
 	}
 	disks, err := cleanIDs("disk", c.Disks)
 	if err != nil {
@@ -506,7 +522,7 @@ func (s *State) removeDisks(c RemoveDisks) (any, error) {
 		return nil, fmt.Errorf("%w: datastore %q", ErrNotFound, c.Datastore)
 	}
 	if len(c.Disks) == 0 {
-		return nil, fmt.Errorf("%w: disks: name at least one disk", ErrInvalid)
+		return nil, fieldErr("disks", fmt.Errorf("%w: disks: name at least one disk", ErrInvalid))
 	}
 	disks, err := cleanIDs("disk", c.Disks)
 	if err != nil {
@@ -514,19 +530,19 @@ func (s *State) removeDisks(c RemoveDisks) (any, error) {
 	}
 	for _, id := range disks {
 		if !slices.Contains(ds.Disks, id) {
-			return nil, fmt.Errorf("%w: disk %s is not in datastore %s (%s)", ErrInvalid, id, ds.ID, ds.Name)
+			return nil, fieldErr("disks", fmt.Errorf("%w: disk %s is not in datastore %s (%s)", ErrInvalid, id, ds.ID, ds.Name))
 		}
 		for _, v := range s.SortedVolumes() {
 			for _, r := range v.Replicas {
 				if r.Disk == id {
-					return nil, fmt.Errorf("%w: disk %s holds a replica of volume %s (%s): delete or move the volume first", ErrInvalid, id, v.ID, v.Name)
+					return nil, fieldErr("disks", fmt.Errorf("%w: disk %s holds a replica of volume %s (%s): delete or move the volume first", ErrInvalid, id, v.ID, v.Name))
 				}
 			}
 		}
 	}
 	left := slices.DeleteFunc(slices.Clone(ds.Disks), func(id string) bool { return slices.Contains(disks, id) })
 	if len(left) == 0 {
-		return nil, fmt.Errorf("%w: disks: datastore %s (%s) would have no disk left; delete the datastore instead", ErrInvalid, ds.ID, ds.Name)
+		return nil, fieldErr("disks", fmt.Errorf("%w: disks: datastore %s (%s) would have no disk left; delete the datastore instead", ErrInvalid, ds.ID, ds.Name))
 	}
 	if err := s.checkSpread(ds.Replicas, left); err != nil {
 		return nil, fmt.Errorf("after removing %s: %w", strings.Join(disks, ","), err)
@@ -560,25 +576,25 @@ func (s *State) nextExport(node string) (uint16, uint8, error) {
 
 func (s *State) createVolume(c CreateVolume) (any, error) {
 	if strings.TrimSpace(c.Name) == "" {
-		return nil, fmt.Errorf("%w: name is empty", ErrInvalid)
+		return nil, fieldErr("name", fmt.Errorf("%w: name is empty", ErrInvalid))
 	}
 	for _, v := range s.Volumes {
 		if v.Name == c.Name {
-			return nil, fmt.Errorf("%w: name %q is taken by volume %s", ErrInvalid, c.Name, v.ID)
+			return nil, fieldErr("name", fmt.Errorf("%w: name %q is taken by volume %s", ErrInvalid, c.Name, v.ID))
 		}
 	}
 	if c.SizeMB == 0 {
-		return nil, fmt.Errorf("%w: size_mb must be above 0", ErrInvalid)
+		return nil, fieldErr("size_mb", fmt.Errorf("%w: size_mb must be above 0", ErrInvalid))
 	}
 	ds, ok := s.Datastores[c.Datastore]
 	if !ok {
-		return nil, fmt.Errorf("%w: datastore %q does not exist", ErrInvalid, c.Datastore)
+		return nil, fieldErr("datastore", fmt.Errorf("%w: datastore %q does not exist", ErrInvalid, c.Datastore))
 	}
 	unit := ds.FTUnit
 	if c.FTUnit != "" {
 		u, err := storage.ParseFTUnit(c.FTUnit)
 		if err != nil {
-			return nil, fmt.Errorf("%w: ft_unit: %w", ErrInvalid, err)
+			return nil, fieldErr("ft_unit", fmt.Errorf("%w: ft_unit: %w", ErrInvalid, err))
 		}
 		unit = u
 	}
@@ -586,7 +602,7 @@ func (s *State) createVolume(c CreateVolume) (any, error) {
 	p := ds.policy(c.Thick, unit)
 	picked, err := storage.Place(disks, c.SizeMB, p)
 	if err != nil {
-		return nil, fmt.Errorf("%w: datastore %s (%s): %w", ErrInvalid, ds.ID, ds.Name, err)
+		return nil, fieldErr("size_mb", fmt.Errorf("%w: datastore %s (%s): %w", ErrInvalid, ds.ID, ds.Name, err))
 	}
 	s.NextVolume++
 	v := &Volume{ID: strconv.FormatUint(s.NextVolume, 10), Name: c.Name, Datastore: ds.ID, SizeMB: c.SizeMB,
@@ -612,7 +628,7 @@ func (s *State) resizeVolume(c ResizeVolume) (any, error) {
 		return nil, fmt.Errorf("%w: volume %q", ErrNotFound, c.ID)
 	}
 	if c.SizeMB <= v.SizeMB {
-		return nil, fmt.Errorf("%w: size_mb %d: volumes only grow (now %d MB)", ErrInvalid, c.SizeMB, v.SizeMB)
+		return nil, fieldErr("size_mb", fmt.Errorf("%w: size_mb %d: volumes only grow (now %d MB)", ErrInvalid, c.SizeMB, v.SizeMB))
 	}
 	ds := s.Datastores[v.Datastore]
 	grow := c.SizeMB - v.SizeMB
@@ -623,8 +639,8 @@ func (s *State) resizeVolume(c ResizeVolume) (any, error) {
 	for _, r := range v.Replicas {
 		d := byID[r.Disk]
 		if free := d.Free(v.Thick, ds.Overcommit); free < grow {
-			return nil, fmt.Errorf("%w: %w: datastore %s (%s): growing by %d MB does not fit on disk %s of node %s: %d MB free there",
-				ErrInvalid, ErrNoRoom, ds.ID, ds.Name, grow, r.Disk, r.Node, free)
+			return nil, fieldErr("size_mb", fmt.Errorf("%w: %w: datastore %s (%s): growing by %d MB does not fit on disk %s of node %s: %d MB free there",
+				ErrInvalid, ErrNoRoom, ds.ID, ds.Name, grow, r.Disk, r.Node, free))
 		}
 	}
 	m := *v

@@ -309,7 +309,7 @@ func storageLog(t *testing.T) []Command {
 		DeleteVolume{At: t0, ID: "3"},
 		CreateVolume{At: t0, Name: "d", Datastore: "1", SizeMB: 100},
 		SetVolumeEpoch{At: t0, Volume: "2", Epoch: 5},
-		RemoveDisks{At: t0, Datastore: "1", Disks: d[:1]}, // may hold a replica: refused or not, alike everywhere
+		RemoveDisks{At: t0, Datastore: "1", Disks: d[:1]},               // may hold a replica: refused or not, alike everywhere
 		CreateDatastore{At: t0, Name: "bad", Disks: d[:1], Replicas: 3}, // refused everywhere alike
 	)
 }
