@@ -31,7 +31,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			&cli.StringFlag{Name: "token", EnvVars: []string{"OSD_TOKEN"}, Usage: "API token"},
 			&cli.StringFlag{Name: "config", EnvVars: []string{"OSD_CONFIG"}, Usage: "config file of url=… and token=… lines (default ~/.config/osd/config)"},
 		},
-		Commands: []*cli.Command{
+		Commands: append([]*cli.Command{
 			{
 				Name: "get_nodes", Usage: "List the MicroVisor nodes.",
 				Description: "List the MicroVisor nodes.\n\nExample:\n  osd get_nodes --state=error --filter=id,state",
@@ -116,7 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					return print(c, stdout, v)
 				},
 			},
-		},
+		}, storageCommands(ctx, stdout, withOut)...),
 	}
 	return app.RunContext(ctx, args)
 }

@@ -48,7 +48,9 @@ func (e *env) want422(i int, method, path, body, field, msg string, opts ...opt)
 	e.t.Helper()
 	check := e.unchanged(i)
 	r := e.do(i, method, path, body, opts...)
-	var er struct{ Error struct{ Field, Message string } }
+	var er struct {
+		Error struct{ Field, Message string }
+	}
 	r.json(e.t, &er)
 	if r.status != 422 || er.Error.Field != field || !strings.Contains(er.Error.Message, msg) {
 		e.t.Errorf("%s %s %s: %d field %q %q; want 422 naming field %q and saying %q", method, path, body, r.status, er.Error.Field, er.Error.Message, field, msg)
@@ -78,7 +80,9 @@ func TestDisksAndDatastores(t *testing.T) {
 		t.Errorf("disks?state=broken: %d %s, want 400", r.status, r.body)
 	}
 
-	ds := func(fields string) string { return `{"name":"ds1","disks":["` + d[0] + `","` + d[1] + `"]` + fields + `}` }
+	ds := func(fields string) string {
+		return `{"name":"ds1","disks":["` + d[0] + `","` + d[1] + `"]` + fields + `}`
+	}
 	e.want422(l, "POST", "/api/datastores", `{"name":"","disks":["`+d[0]+`"]}`, "name", "name is empty", invalidReq())
 	e.want422(l, "POST", "/api/datastores", `{"name":"x","disks":[]}`, "disks", "at least one disk", invalidReq())
 	e.want422(l, "POST", "/api/datastores", `{"name":"x","disks":["`+d[0]+`","42"]}`, "disks", "unknown disk ids 42")
