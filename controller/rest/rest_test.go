@@ -3,6 +3,7 @@ package rest_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -51,10 +52,19 @@ func newEnv(t *testing.T) *env {
 		s.Start()
 		t.Cleanup(s.Close)
 	}
-	l := e.c.Leader(t)
 	tok, id, hash := rest.NewToken()
-	if _, err := e.c.Replicas[l].Apply(t.Context(), state.CreateToken{At: time.Now().UTC(), ID: id, Name: "test", Hash: hash}); err != nil {
-		t.Fatal(err)
+	// A fresh cluster on a loaded machine may still change leaders: retry
+	// on the new leader until the token is committed.
+	var applyErr error
+	replicatest.WaitFor(t, "the token committed", func() bool {
+		_, applyErr = e.c.Replicas[e.c.Leader(t)].Apply(t.Context(), state.CreateToken{At: time.Now().UTC(), ID: id, Name: "test", Hash: hash})
+		return applyErr == nil || !errors.Is(applyErr, replica.ErrNoQuorum) && !errors.Is(applyErr, replica.ErrNotLeader)
+	})
+	if errors.Is(applyErr, state.ErrInvalid) {
+		applyErr = nil // "token exists": an attempt that reported lost leadership had committed
+	}
+	if applyErr != nil {
+		t.Fatal(applyErr)
 	}
 	e.token = tok
 	for i := range e.srv {

@@ -1,6 +1,7 @@
 package rest_test
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -222,4 +223,19 @@ func TestVolumes(t *testing.T) {
 	if r := e.do(l, "GET", "/api/volumes/1", ""); r.status != 404 {
 		t.Errorf("deleted volume: %d, want 404", r.status)
 	}
+	// Every replica's FSM reaches the same storage state (compared while
+	// all three stand at one applied index).
+	replicatest.WaitFor(t, "identical states on the 3 replicas", func() bool {
+		var snaps [3][]byte
+		var idx [3]uint64
+		for i, rep := range e.c.Replicas {
+			var b bytes.Buffer
+			rep.Read(func(s *state.State) { s.Snapshot(&b) })
+			snaps[i], idx[i] = b.Bytes(), rep.AppliedIndex()
+		}
+		if idx[0] != idx[1] || idx[1] != idx[2] {
+			return false
+		}
+		return bytes.Equal(snaps[0], snaps[1]) && bytes.Equal(snaps[1], snaps[2])
+	})
 }
