@@ -24,4 +24,15 @@
 // flush) and its monitored health ([Node.Health]: ok, error, retry) combine
 // into the state seed 000 shows ([Node.State]). See [CheckAdminTransition]
 // and [CheckHealthTransition] for the rules.
+//
+// # Storage
+//
+// Disks come from the nodes' inventories, named by [DiskID] (FNV-1a 32 of
+// "<node>/<name>", decimal). [Datastore]s pool disks with a replica count,
+// overcommit, thick/thin and repair policy; [Volume]s are placed by package
+// controller/storage while the command is applied, so every replica places
+// alike. A volume's epoch and in-sync set live here: [SetVolumeEpoch] raises
+// the epoch (fencing), [SetInSync] changes the set only at the epoch the
+// proposer saw and raises it. Invalid storage commands return a
+// [FieldError] naming the field, wrapping [ErrInvalid]. See docs/storage.md.
 package state
