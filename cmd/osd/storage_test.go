@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,7 +43,7 @@ func TestStorageCommands(t *testing.T) {
 	out, err = osd(t, env, "create_datastore", "--name=test", "--disks="+d[0]+","+d[1], "--replicas=2", "--thick=1",
 		"--overcommit=1.5", "--db_metadata", "--trigger_repair=periodic", "--periodic_repair_sec=30", "--num_of_repairs=2",
 		"--filter", "id,name,disks,replicas,thick,overcommit,db_metadata,trigger_repair,periodic_repair_sec,num_of_repairs")
-	want := "db_metadata=true\ndisks=" + strings.Join(sorted(d[0], d[1]), ",") + "\nid=1\nname=test\nnum_of_repairs=2\novercommit=1.5\n" +
+	want := "db_metadata=true\ndisks=" + strings.Join(slices.Sorted(slices.Values([]string{d[0], d[1]})), ",") + "\nid=1\nname=test\nnum_of_repairs=2\novercommit=1.5\n" +
 		"periodic_repair_sec=30\nreplicas=2\nthick=true\ntrigger_repair=periodic\n"
 	if err != nil || out != want {
 		t.Errorf("create_datastore:\n%v\n%s\nwant:\n%s", err, out, want)
@@ -86,7 +87,7 @@ func TestStorageCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = osd(t, env, "add_disks", "--id=1", "--disks="+d[2], "--filter", "disks")
-	if err != nil || out != "disks="+strings.Join(sorted(d...), ",")+"\n" {
+	if err != nil || out != "disks="+strings.Join(slices.Sorted(slices.Values(d)), ",")+"\n" {
 		t.Errorf("add_disks: %v\n%s", err, out)
 	}
 	out, err = osd(t, env, "remove_disks", "--id=1", "--disks="+d[2], "--filter", "disks")
@@ -100,18 +101,6 @@ func TestStorageCommands(t *testing.T) {
 	if err != nil || strings.Count(out, "id=") != 3 {
 		t.Errorf("disks after delete_datastore: %v\n%s", err, out)
 	}
-}
-
-func sorted(ids ...string) []string {
-	out := append([]string(nil), ids...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 func TestParseSizeMB(t *testing.T) {

@@ -493,15 +493,22 @@ func (s *State) deleteDatastore(c DeleteDatastore) (any, error) {
 	return nil, nil
 }
 
-func (s *State) addDisks(c AddDisks) (any, error) {
-	ds, ok := s.Datastores[c.Datastore]
+// diskChange checks the common part of AddDisks and RemoveDisks: the
+// datastore exists and the disk ids are a non-empty set.
+func (s *State) diskChange(id string, ids []string) (*Datastore, []string, error) {
+	ds, ok := s.Datastores[id]
 	if !ok {
-		return nil, fmt.Errorf("%w: datastore %q", ErrNotFound, c.Datastore)
+		return nil, nil, fmt.Errorf("%w: datastore %q", ErrNotFound, id)
 	}
-	if len(c.Disks) == 0 {
-		return nil, fieldErr("disks", fmt.Errorf("%w: disks: name at least one disk", ErrInvalid))
+	if len(ids) == 0 {
+		return nil, nil, fieldErr("disks", fmt.Errorf("%w: disks: name at least one disk", ErrInvalid))
 	}
-	disks, err := cleanIDs("disk", c.Disks)
+	disks, err := cleanIDs("disk", ids)
+	return ds, disks, err
+}
+
+func (s *State) addDisks(c AddDisks) (any, error) {
+	ds, disks, err := s.diskChange(c.Datastore, c.Disks)
 	if err != nil {
 		return nil, err
 	}
@@ -517,14 +524,7 @@ func (s *State) addDisks(c AddDisks) (any, error) {
 }
 
 func (s *State) removeDisks(c RemoveDisks) (any, error) {
-	ds, ok := s.Datastores[c.Datastore]
-	if !ok {
-		return nil, fmt.Errorf("%w: datastore %q", ErrNotFound, c.Datastore)
-	}
-	if len(c.Disks) == 0 {
-		return nil, fieldErr("disks", fmt.Errorf("%w: disks: name at least one disk", ErrInvalid))
-	}
-	disks, err := cleanIDs("disk", c.Disks)
+	ds, disks, err := s.diskChange(c.Datastore, c.Disks)
 	if err != nil {
 		return nil, err
 	}

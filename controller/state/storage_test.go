@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,7 +129,7 @@ func TestDatastoreRules(t *testing.T) {
 	ds := apply(t, s, with(func(c *CreateDatastore) {
 		c.TriggerRepair, c.PeriodicRepairSec, c.NumOfRepairs, c.DBMetadata, c.Overcommit = RepairPeriodic, 60, 2, true, 2
 	})).(Datastore)
-	want := Datastore{ID: "1", Name: "ds1", Disks: sortedIDs(d[0], d[1]), Replicas: 2, Overcommit: 2, DBMetadata: true,
+	want := Datastore{ID: "1", Name: "ds1", Disks: slices.Sorted(slices.Values([]string{d[0], d[1]})), Replicas: 2, Overcommit: 2, DBMetadata: true,
 		TriggerRepair: RepairPeriodic, PeriodicRepairSec: 60, NumOfRepairs: 2, FTUnit: "node", Created: t0}
 	if diff := cmp.Diff(want, ds); diff != "" {
 		t.Errorf("datastore (-want +got):\n%s", diff)
@@ -138,7 +139,7 @@ func TestDatastoreRules(t *testing.T) {
 	applyErr(t, s, AddDisks{At: t0, Datastore: "1", Disks: []string{d[0]}}, ErrInvalid, "already in datastore 1")
 	applyErr(t, s, AddDisks{At: t0, Datastore: "9", Disks: []string{d[2]}}, ErrNotFound, "9")
 	got := apply(t, s, AddDisks{At: t0, Datastore: "1", Disks: []string{d[3], d[2]}}).(Datastore)
-	if diff := cmp.Diff(sortedIDs(d...), got.Disks); diff != "" {
+	if diff := cmp.Diff(slices.Sorted(slices.Values(d)), got.Disks); diff != "" {
 		t.Errorf("disks after add (-want +got):\n%s", diff)
 	}
 	// Removing node 2's disk and node 3's disk would leave two replicas one node.
@@ -158,18 +159,6 @@ func TestDatastoreRules(t *testing.T) {
 		}
 	}
 	applyErr(t, s, DeleteDatastore{At: t0, ID: "1"}, ErrNotFound, "1")
-}
-
-func sortedIDs(ids ...string) []string {
-	out := append([]string(nil), ids...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 func TestVolumePlacementAndExports(t *testing.T) {
