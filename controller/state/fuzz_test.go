@@ -67,6 +67,14 @@ func FuzzRestore(f *testing.F) {
 	s.Snapshot(&b)
 	f.Add(b.Bytes())
 	f.Add([]byte{SnapshotVersion})
+	// A state with datastores, volumes, epochs and in-sync sets.
+	st := New()
+	for _, c := range storageLog(f) {
+		st.ApplyCommand(c)
+	}
+	b.Reset()
+	st.Snapshot(&b)
+	f.Add(b.Bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Restore(bytes.NewReader(b))
 		if err != nil {

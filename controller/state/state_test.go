@@ -36,7 +36,7 @@ func inventory() Inventory {
 	}
 }
 
-func apply(t *testing.T, s *State, c Command) any {
+func apply(t testing.TB, s *State, c Command) any {
 	t.Helper()
 	b, err := Encode(c)
 	if err != nil {

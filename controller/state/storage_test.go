@@ -16,7 +16,7 @@ import (
 // rack registers nodes 02:00:00:00:00:0N (N = 1..len(racks)) with one 1000 MB
 // disk "sda" each, node N in rack racks[N-1], plus a second disk "sdb" on
 // node 1, and returns the disk ids: sda of nodes 1..n, then sdb of node 1.
-func rack(t *testing.T, s *State, racks ...string) []string {
+func rack(t testing.TB, s *State, racks ...string) []string {
 	t.Helper()
 	var ids []string
 	for i, r := range racks {
@@ -272,7 +272,7 @@ func TestEpochAndInSync(t *testing.T) {
 }
 
 // storageLog is a command log touching every storage command.
-func storageLog(t *testing.T) []Command {
+func storageLog(t testing.TB) []Command {
 	s := New()
 	d := rack(t, s, "r1", "r2", "r3")
 	var cmds []Command
@@ -353,4 +353,31 @@ func TestStorageDeterministicAndSnapshot(t *testing.T) {
 			t.Errorf("volume %s has both replicas on %s", v.ID, v.InSync[0])
 		}
 	}
+}
+
+func TestMissingDisk(t *testing.T) {
+	s := New()
+	d := rack(t, s, "r1", "r2")
+	apply(t, s, datastore("ds", 1, d[0], d[2]))
+	// Node 1 re-registers without sdb: the datastore keeps naming it, the
+	// disk shows missing, and no volume is placed on it.
+	inv := s.Nodes["00000001"].Inventory
+	inv.Disks = inv.Disks[:1]
+	apply(t, s, RegisterNode{At: t0, MAC: s.Nodes["00000001"].MAC, Inventory: inv})
+	var missing []string
+	for _, di := range s.Disks() {
+		if di.State == DiskMissing {
+			missing = append(missing, di.ID+" in "+di.Datastore)
+		}
+	}
+	if want := []string{d[2] + " in 1"}; !cmp.Equal(missing, want) {
+		t.Errorf("missing disks %v, want %v", missing, want)
+	}
+	for i := range 3 {
+		v := apply(t, s, CreateVolume{At: t0, Name: fmt.Sprint(i), Datastore: "1", SizeMB: 10}).(Volume)
+		if v.Replicas[0].Disk != d[0] {
+			t.Errorf("volume on disk %s, want %s (the other is missing)", v.Replicas[0].Disk, d[0])
+		}
+	}
+	applyErr(t, s, AddDisks{At: t0, Datastore: "1", Disks: []string{d[2]}}, ErrInvalid, "unknown disk ids")
 }
