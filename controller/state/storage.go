@@ -397,19 +397,24 @@ func (s *State) checkFreeDisks(ids []string) error {
 }
 
 // checkSpread checks that a datastore of replicas can ever place them: its
-// disks sit on at least that many nodes.
-func (s *State) checkSpread(replicas int, ids []string) error {
+// disks sit on at least that many nodes, and fault-tolerance units.
+func (s *State) checkSpread(replicas int, unit storage.FTUnit, ids []string) error {
 	if replicas < 2 {
 		return nil
 	}
-	nodes := map[string]bool{}
+	nodes, units := map[string]bool{}, map[string]bool{}
 	for _, d := range s.Disks() {
-		if slices.Contains(ids, d.ID) && d.Node != "" {
+		if n, ok := s.Nodes[d.Node]; ok && slices.Contains(ids, d.ID) {
+			l := n.Inventory.Location
 			nodes[d.Node] = true
+			units[unit.Key(d.Node, storage.Location{Rack: l.Rack, Chassis: l.Chassis, Blade: l.Blade})] = true
 		}
 	}
 	if len(nodes) < replicas {
 		return fieldErr("disks", fmt.Errorf("%w: replicas %d need disks on %d different nodes; these disks are on %d", ErrInvalid, replicas, replicas, len(nodes)))
+	}
+	if len(units) < replicas {
+		return fieldErr("disks", fmt.Errorf("%w: replicas %d with ft_unit %s need disks in %d different %s units; these disks are in %d", ErrInvalid, replicas, unit, replicas, unit, len(units)))
 	}
 	return nil
 }
@@ -458,7 +463,7 @@ func (s *State) createDatastore(c CreateDatastore) (any, error) {
 	if err := s.checkFreeDisks(disks); err != nil {
 		return nil, err
 	}
-	if err := s.checkSpread(c.Replicas, disks); err != nil {
+	if err := s.checkSpread(c.Replicas, unit, disks); err != nil {
 		return nil, err
 	}
 	s.NextDatastore++
@@ -544,7 +549,7 @@ func (s *State) removeDisks(c RemoveDisks) (any, error) {
 	if len(left) == 0 {
 		return nil, fieldErr("disks", fmt.Errorf("%w: disks: datastore %s (%s) would have no disk left; delete the datastore instead", ErrInvalid, ds.ID, ds.Name))
 	}
-	if err := s.checkSpread(ds.Replicas, left); err != nil {
+	if err := s.checkSpread(ds.Replicas, ds.FTUnit, left); err != nil {
 		return nil, fmt.Errorf("after removing %s: %w", strings.Join(disks, ","), err)
 	}
 	m := *ds

@@ -164,6 +164,9 @@ func TestDatastoreRules(t *testing.T) {
 func TestVolumePlacementAndExports(t *testing.T) {
 	s := New()
 	d := rack(t, s, "r1", "r1", "r2")
+	oneRack := datastore("r1 only", 2, d[0], d[1])
+	oneRack.FTUnit = "rack"
+	applyErr(t, s, oneRack, ErrInvalid, "2 different rack units; these disks are in 1")
 	apply(t, s, CreateDatastore{At: t0, Name: "ds", Disks: d, Replicas: 2, Overcommit: 1, TriggerRepair: RepairManual, NumOfRepairs: 1})
 	seen := map[string]map[[2]int]bool{}
 	for i := range 6 {
