@@ -173,7 +173,7 @@ func Place(disks []Disk, sizeMB uint64, p Policy) ([]int, error) {
 	}
 	picked := walk(disks, p)
 	if len(picked) < p.Replicas {
-		return nil, fmt.Errorf("%w: %d replicas need usable disks on %d distinct %ss; %s", ErrNoRoom,
+		return nil, fmt.Errorf("%w: %d replicas need usable disks in %d distinct %s units, so 0 MB is free for a volume; %s", ErrNoRoom,
 			p.Replicas, p.Replicas, unitName(p.Unit), describe(disks, picked))
 	}
 	if m := MaxSize(disks, p); m < sizeMB {
