@@ -411,6 +411,7 @@ func countFrames(run time.Duration, write, read func([]byte) error, stop func())
 	for time.Now().Before(end) {
 		write(payload)
 	}
+	counting.Store(false) // the window is over; closing must not read as an error
 	n := got.Load()
 	stop()
 	<-done
