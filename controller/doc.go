@@ -26,6 +26,7 @@
 //	controller/leader      leader.Run: loops that stop when leadership is lost
 //	controller/liveness    heartbeats, suspicion, probes, error/retry
 //	controller/rest        REST API (api/openapi.yaml)
+//	controller/storage     disk capacity and replica placement for datastores and volumes
 //	controller/ethnodes    the NodeSource over the control protocol (node/nodeclient)
 //	controller/nodetest    in-memory NodeSource for tests
 //	controller/replicatest in-memory replica clusters for tests
