@@ -82,11 +82,21 @@ func Explain(err error, mac proto.MAC, iface string, tolerance time.Duration) er
 	case err == nil:
 		return nil
 	case errors.Is(err, proto.ErrUnauthenticated):
-		return fmt.Errorf("the node at MAC %s on %s refused our frames: it has another cluster key (%w)", mac, iface, proto.ErrUnauthenticated)
+		return explained{fmt.Sprintf("the node at MAC %s on %s refused our frames: it has another cluster key", mac, iface), err}
 	case errors.Is(err, proto.ErrPeerDead):
-		return fmt.Errorf("no node answered at MAC %s on %s within %v (%w)", mac, iface, tolerance, proto.ErrPeerDead)
+		return explained{fmt.Sprintf("no node answered at MAC %s on %s within %v", mac, iface, tolerance), err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("the node at MAC %s on %s did not answer in time: %w", mac, iface, err)
 	}
 	return err
 }
+
+// explained says what happened in an operator's words and still unwraps
+// to the protocol's error, so errors.Is keeps working.
+type explained struct {
+	msg   string
+	cause error
+}
+
+func (e explained) Error() string { return e.msg }
+func (e explained) Unwrap() error { return e.cause }
