@@ -92,7 +92,7 @@ func TestSilentNodeInErrorWithinTolerance(t *testing.T) {
 		if got := st.node(node).State(); got != state.HostEnabled {
 			t.Fatalf("state %s before the tolerance passed, want enabled", got)
 		}
-		time.Sleep(stopped.Add(DefaultConfig().WorstCase()).Sub(time.Now()) + time.Millisecond)
+		time.Sleep(time.Until(stopped.Add(DefaultConfig().WorstCase())) + time.Millisecond)
 		n := st.node(node)
 		if n.State() != state.HostError {
 			t.Fatalf("state %s %v after silence, want error", n.State(), DefaultConfig().WorstCase())

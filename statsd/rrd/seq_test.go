@@ -2,7 +2,6 @@ package rrd
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -220,4 +219,3 @@ func fetchesFor(spec Spec, start, last int64, rng *rand.Rand) []fetchReq {
 	return out
 }
 
-func nan() float64 { return math.NaN() }

@@ -96,9 +96,7 @@ func ParseValue(s string) (Value, error) {
 }
 
 func isInteger(s string) bool {
-	if strings.HasPrefix(s, "-") {
-		s = s[1:]
-	}
+	s = strings.TrimPrefix(s, "-")
 	if s == "" {
 		return false
 	}

@@ -338,7 +338,7 @@ func TestControllerOverEthernet(t *testing.T) {
 
 	// A partitioned follower does not stop writes, and catches up after
 	// healing.
-	l, term = cl.leader(ctx, 10*time.Second)
+	l, _ = cl.leader(ctx, 10*time.Second)
 	f := (l + 1) % ctlReplicas
 	others := slices.DeleteFunc(slices.Clone(cl.lab.Hosts), func(h *netns.Host) bool { return h == cl.ctls[f] })
 	if err := cl.lab.Partition([]*netns.Host{cl.ctls[f]}, others); err != nil {

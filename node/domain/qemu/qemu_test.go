@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,7 +46,6 @@ func testGuest(t *testing.T) guest.Guest {
 }
 
 type events struct {
-	mu sync.Mutex
 	ch chan domain.Event
 }
 

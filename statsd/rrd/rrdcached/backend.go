@@ -3,7 +3,6 @@ package rrdcached
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/mvstack/mvstack/statsd/rrd"
@@ -17,7 +16,6 @@ type Backend struct {
 	c    *Client
 	mu   sync.Mutex
 	cmds []string
-	buf  strings.Builder
 }
 
 var _ rrd.Backend = (*Backend)(nil)
