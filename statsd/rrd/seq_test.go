@@ -218,4 +218,3 @@ func fetchesFor(spec Spec, start, last int64, rng *rand.Rand) []fetchReq {
 	}
 	return out
 }
-
