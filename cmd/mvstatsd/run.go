@@ -16,6 +16,7 @@ import (
 	"github.com/mvstack/mvstack/proto"
 	"github.com/mvstack/mvstack/statsd/aggregator"
 	"github.com/mvstack/mvstack/statsd/rrd"
+	"github.com/mvstack/mvstack/statsd/rrd/rrdcached"
 	"github.com/mvstack/mvstack/statsd/rrd/rrdcli"
 )
 
@@ -61,6 +62,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					&cli.StringSliceFlag{Name: "rra", Usage: "archives of new files in rrdtool syntax (default: 10 s for a day, 1 min for a week, 1 h for 13 months; AVERAGE, MIN, MAX, LAST)"},
 					&cli.DurationFlag{Name: "flush", Value: def.FlushInterval, Usage: "how often received updates are committed to disk"},
 					&cli.IntFlag{Name: "max-series", Value: def.MaxSeries, Usage: "most series (files) kept; updates of more are dropped and counted"},
+					&cli.StringFlag{Name: "rrdcached", Usage: "also hand every update to rrdcached at this socket (unix:/path or host:port), so it writes real .rrd files in its -b directory"},
 					&cli.StringFlag{Name: "sync", Value: "fs", Usage: "how commits are made durable: fs (one syncfs), each (fsync per file), none"},
 					&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log to stderr"},
 				},
@@ -112,15 +114,30 @@ func serve(c *cli.Context) error {
 		return fmt.Errorf("--key: %w", err)
 	}
 	cfg.Keys = keys
+	if addr := c.String("rrdcached"); addr != "" {
+		rc := rrdcached.DefaultConfig()
+		rc.Addr, rc.Logger = addr, log
+		client, err := rrdcached.Dial(c.Context, rc)
+		if err != nil {
+			return fmt.Errorf("--rrdcached %s: %w", addr, err)
+		}
+		cfg.Mirror = rrdcached.NewBackend(client)
+	}
 	iface := c.String("iface")
 	link, err := proto.OpenPacketLink(iface, proto.EtherTypeStats, nil)
 	if err != nil {
+		if cfg.Mirror != nil {
+			cfg.Mirror.Close()
+		}
 		return fmt.Errorf("--iface %s: %w", iface, err)
 	}
 	cfg.Link = link
 	agg, err := aggregator.New(cfg)
 	if err != nil {
 		link.Close()
+		if cfg.Mirror != nil {
+			cfg.Mirror.Close()
+		}
 		return err
 	}
 	ln, err := listen(c.String("listen"))

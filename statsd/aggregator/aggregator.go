@@ -33,6 +33,7 @@ const (
 	DropStale    = "stale"    // not later than the entity's last update
 	DropOverflow = "overflow" // more pending updates than Config.MaxPending
 	DropWrite    = "write"    // the RRD refused it
+	DropMirror   = "mirror"   // the mirror (rrdcached) refused it; the RRD has it
 )
 
 // Config configures an Aggregator.
@@ -61,7 +62,15 @@ type Config struct {
 	MaxSeries int
 	// ReadBatch is how many frames one read takes at most.
 	ReadBatch int
-	Logger    *slog.Logger // nil: discard
+	// Mirror, when set, receives every create, update and commit too:
+	// rrdcached (statsd/rrd/rrdcached) for sites that want real .rrd
+	// files written by it. The aggregator's own files stay the source of
+	// its HTTP API; a mirror's failures are logged and counted
+	// (DropMirror), never lose the files' updates. The mirror's files are
+	// flat: node/vif/1.rrd becomes node-vif-1.rrd (rrdcached makes no
+	// directories).
+	Mirror rrd.Backend
+	Logger *slog.Logger // nil: discard
 }
 
 // DefaultRRA are the default archives: 10 s for a day, 1 min for a week,
@@ -390,6 +399,11 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 				a.dropUpdate(DropWrite, uint64(len(batch)))
 				return fmt.Errorf("aggregator: create %s: %w", e.name, err)
 			}
+			if a.cfg.Mirror != nil {
+				if err := a.cfg.Mirror.Create(mirrorName(e.name+".rrd"), a.cfg.Spec(e.kind), rrd.Time{Sec: t.Sec - 1}); err != nil {
+					a.log.Warn("mirror refused a create", "series", e.name, "err", err)
+				}
+			}
 			a.mu.Lock()
 			e.exists = true
 			a.mu.Unlock()
@@ -401,11 +415,23 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 			written--
 			a.dropUpdate(DropWrite, 1)
 			a.log.Warn("update refused", "series", u.Name, "err", err)
+			continue
+		}
+		if a.cfg.Mirror != nil {
+			if err := a.cfg.Mirror.Update(mirrorName(u.Name), u.Time, u.Values...); err != nil {
+				a.dropUpdate(DropMirror, 1)
+			}
 		}
 	}
 	if err := a.store.Commit(ctx); err != nil {
 		a.dropUpdate(DropWrite, uint64(written))
 		return fmt.Errorf("aggregator: commit: %w", err)
+	}
+	if a.cfg.Mirror != nil {
+		if err := a.cfg.Mirror.Commit(ctx); err != nil {
+			a.dropUpdate(DropMirror, uint64(written))
+			a.log.Warn("mirror refused a commit", "err", err)
+		}
 	}
 	a.written.Add(uint64(written))
 	a.commits.Add(1)
@@ -451,5 +477,14 @@ func (a *Aggregator) Close() error {
 	if cerr := a.store.Close(); err == nil {
 		err = cerr
 	}
+	if a.cfg.Mirror != nil {
+		if cerr := a.cfg.Mirror.Close(); err == nil {
+			err = cerr
+		}
+	}
 	return err
 }
+
+// mirrorName is a series' file name in a mirror: flat, since rrdcached
+// creates no directories.
+func mirrorName(name string) string { return strings.ReplaceAll(name, "/", "-") }

@@ -109,7 +109,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(recordsTotal, prometheus.CounterValue, float64(s.Records))
 	ch <- prometheus.MustNewConstMetric(recordsSkipped, prometheus.CounterValue, float64(s.RecordsSkipped))
 	ch <- prometheus.MustNewConstMetric(updatesWritten, prometheus.CounterValue, float64(s.UpdatesWritten))
-	for _, r := range []string{DropStale, DropOverflow, DropWrite} {
+	for _, r := range []string{DropStale, DropOverflow, DropWrite, DropMirror} {
 		ch <- prometheus.MustNewConstMetric(updatesDropped, prometheus.CounterValue, float64(s.UpdatesDropped[r]), r)
 	}
 	ch <- prometheus.MustNewConstMetric(commitsTotal, prometheus.CounterValue, float64(s.Commits))
