@@ -99,7 +99,7 @@ func (e *Endpoint) checkSend(mac MAC, method string, size int) error {
 // response into a Resp.
 func CallTyped[Resp, Req any](ctx context.Context, e *Endpoint, mac MAC, method string, req Req) (Resp, error) {
 	var resp Resp
-	b, err := cbor.Marshal(req)
+	b, err := MarshalCBOR(req)
 	if err != nil {
 		return resp, &OpError{Op: "call", Peer: mac, Method: method, Err: fmt.Errorf("encoding request: %w", err)}
 	}
@@ -126,14 +126,14 @@ func HandleTyped[Req, Resp any](e *Endpoint, method string, fn func(ctx context.
 		if err != nil {
 			return nil, err
 		}
-		return cbor.Marshal(resp)
+		return MarshalCBOR(resp)
 	})
 }
 
 // DiscoverTyped broadcasts a CBOR request and decodes every answer. Answers
 // that fail to decode carry the error in TypedReply.Err.
 func DiscoverTyped[Resp, Req any](ctx context.Context, e *Endpoint, method string, req Req, window time.Duration) ([]TypedReply[Resp], error) {
-	b, err := cbor.Marshal(req)
+	b, err := MarshalCBOR(req)
 	if err != nil {
 		return nil, &OpError{Op: "discover", Method: method, Err: fmt.Errorf("encoding request: %w", err)}
 	}

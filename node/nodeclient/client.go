@@ -127,7 +127,7 @@ func HandleHeartbeats(ep *proto.Endpoint, fn func(from proto.MAC, hb Heartbeat))
 // SendHeartbeat sends hb to the controller at mac as a one-way message and
 // waits until it is acknowledged (node side).
 func SendHeartbeat(ctx context.Context, ep *proto.Endpoint, mac proto.MAC, hb Heartbeat) error {
-	b, err := cbor.Marshal(hb)
+	b, err := proto.MarshalCBOR(hb)
 	if err != nil {
 		return err
 	}

@@ -32,9 +32,9 @@ func Handle[Req, Resp any](ep *proto.Endpoint, method string, fn func(ctx contex
 			return nil, proto.BadRequest(bad.err)
 		}
 		if err != nil {
-			return cbor.Marshal(envelope[Resp]{Err: ErrorOf(err)})
+			return proto.MarshalCBOR(envelope[Resp]{Err: ErrorOf(err)})
 		}
-		return cbor.Marshal(envelope[Resp]{Value: resp})
+		return proto.MarshalCBOR(envelope[Resp]{Value: resp})
 	})
 }
 

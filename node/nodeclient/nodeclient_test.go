@@ -12,6 +12,7 @@ import (
 
 	"github.com/mvstack/mvstack/node/domain"
 	"github.com/mvstack/mvstack/node/nodeclient"
+	"github.com/mvstack/mvstack/proto"
 )
 
 func TestErrorOfKeepsTheSentinelAcrossTheWire(t *testing.T) {
@@ -111,7 +112,7 @@ func FuzzHeartbeat(f *testing.F) {
 		if err := cbor.Unmarshal(data, &hb); err != nil {
 			return
 		}
-		again, err := cbor.Marshal(hb)
+		again, err := proto.MarshalCBOR(hb) // as the node sends it
 		if err != nil {
 			t.Fatal(err)
 		}
