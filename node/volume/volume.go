@@ -65,7 +65,8 @@ type Config struct {
 	// Initiator opens the replicas' AoE devices. When nil, Open makes one
 	// on Links (with initiator.DefaultConfig) and closes it at Close.
 	Initiator *initiator.Initiator
-	// Links are used only when Initiator is nil.
+	// Links are used only when Initiator is nil. Neither is needed when
+	// every replica brings its Device.
 	Links []proto.Link
 	// Replicas are the volume's copies, all in sync at Open. Required.
 	Replicas []Replica
@@ -99,7 +100,7 @@ func DefaultConfig() Config {
 // Validate reports the first field out of range.
 func (c Config) Validate() error {
 	switch {
-	case c.Initiator == nil && len(c.Links) == 0:
+	case c.Initiator == nil && len(c.Links) == 0 && c.needsInitiator():
 		return errors.New("volume: Initiator: nil and no Links to make one")
 	case len(c.Replicas) == 0:
 		return errors.New("volume: Replicas: none")
@@ -133,6 +134,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("volume: Replicas: %d are Local, at most one may be", locals)
 	}
 	return nil
+}
+
+// needsInitiator reports whether some replica has to be opened over AoE.
+func (c Config) needsInitiator() bool {
+	return slices.ContainsFunc(c.Replicas, func(r Replica) bool { return r.Device == nil })
 }
 
 // Block is a range of the volume written while a replica was out of sync.
@@ -172,7 +178,7 @@ func Open(ctx context.Context, cfg Config) (*Volume, error) {
 		v.log = slog.New(slog.DiscardHandler)
 	}
 	in := cfg.Initiator
-	if in == nil {
+	if in == nil && cfg.needsInitiator() {
 		icfg := initiator.DefaultConfig()
 		icfg.Links = cfg.Links
 		icfg.Logger = cfg.Logger
