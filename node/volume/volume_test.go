@@ -85,7 +85,7 @@ func (r *rig) failures() map[int]int {
 	return m
 }
 
-// newRig must run inside a synctest bubble. local is the index of the
+// newRig builds the rig, in a synctest bubble or on real time. local is the index of the
 // replica on "this node", or -1.
 func newRig(t *testing.T, local int) *rig {
 	t.Helper()
