@@ -73,10 +73,11 @@ type Volume struct {
 	Updated time.Time `json:"updated"`
 }
 
-// Storage AoE addresses: every volume replica a node exports gets the first
-// free shelf.slot of that node counting from shelf ExportShelfBase slot 0
-// (slots 0–254, shelves up to 65534). Exports a node is configured with by
-// hand should use shelves below ExportShelfBase.
+// Storage AoE addresses: every volume replica gets the first shelf.slot
+// free in the whole cluster, counting from shelf ExportShelfBase slot 0
+// (slots 0–254, shelves up to 65534), so no two replicas anywhere share an
+// address (see nextExport). Exports a node is configured with by hand should
+// use shelves below ExportShelfBase.
 const ExportShelfBase = 1000
 
 // ErrNoRoom is storage.ErrNoRoom: no placement has room for a volume. Apply
@@ -559,15 +560,20 @@ func (s *State) removeDisks(c RemoveDisks) (any, error) {
 	return m, nil
 }
 
-// nextExport is the first free shelf.slot of node.
-func (s *State) nextExport(node string) (uint16, uint8, error) {
+// nextExport is the first shelf.slot that no replica in the cluster uses,
+// nor any of placed (the replicas of the volume being made). Addresses are
+// unique across the cluster, not only per node: an AoE initiator takes every
+// target answering at one shelf.slot for another path to the same device, so
+// two replicas of a volume must never share one.
+func (s *State) nextExport(placed []VolumeReplica) (uint16, uint8, error) {
 	used := map[uint32]bool{}
 	for _, v := range s.Volumes {
 		for _, r := range v.Replicas {
-			if r.Node == node {
-				used[uint32(r.Shelf)<<8|uint32(r.Slot)] = true
-			}
+			used[uint32(r.Shelf)<<8|uint32(r.Slot)] = true
 		}
+	}
+	for _, r := range placed {
+		used[uint32(r.Shelf)<<8|uint32(r.Slot)] = true
 	}
 	for shelf := uint32(ExportShelfBase); shelf <= 0xfffe; shelf++ {
 		for slot := uint32(0); slot <= 0xfe; slot++ {
@@ -576,7 +582,7 @@ func (s *State) nextExport(node string) (uint16, uint8, error) {
 			}
 		}
 	}
-	return 0, 0, fmt.Errorf("%w: node %s has no free AoE shelf.slot", ErrInvalid, node)
+	return 0, 0, fmt.Errorf("%w: no free AoE shelf.slot is left in the cluster", ErrInvalid)
 }
 
 func (s *State) createVolume(c CreateVolume) (any, error) {
@@ -613,7 +619,7 @@ func (s *State) createVolume(c CreateVolume) (any, error) {
 	v := &Volume{ID: strconv.FormatUint(s.NextVolume, 10), Name: c.Name, Datastore: ds.ID, SizeMB: c.SizeMB,
 		Thick: p.Thick, Epoch: 1, Created: c.At, Updated: c.At}
 	for _, i := range picked {
-		shelf, slot, err := s.nextExport(disks[i].Node)
+		shelf, slot, err := s.nextExport(v.Replicas)
 		if err != nil {
 			s.NextVolume--
 			return nil, err

@@ -168,7 +168,7 @@ func TestVolumePlacementAndExports(t *testing.T) {
 	oneRack.FTUnit = "rack"
 	applyErr(t, s, oneRack, ErrInvalid, "2 different rack units; these disks are in 1")
 	apply(t, s, CreateDatastore{At: t0, Name: "ds", Disks: d, Replicas: 2, Overcommit: 1, TriggerRepair: RepairManual, NumOfRepairs: 1})
-	seen := map[string]map[[2]int]bool{}
+	seen := map[[2]int]string{} // address → node: unique across the cluster
 	for i := range 6 {
 		v := apply(t, s, CreateVolume{At: t0, Name: fmt.Sprint("v", i), Datastore: "1", SizeMB: 100}).(Volume)
 		if len(v.Replicas) != 2 || v.Replicas[0].Node == v.Replicas[1].Node {
@@ -178,14 +178,14 @@ func TestVolumePlacementAndExports(t *testing.T) {
 			t.Errorf("volume %s epoch %d in sync %v, want 1 and both replicas", v.ID, v.Epoch, v.InSync)
 		}
 		for _, r := range v.Replicas {
-			if seen[r.Node] == nil {
-				seen[r.Node] = map[[2]int]bool{}
-			}
+			// One initiator takes every target answering at one address
+			// for another path to the same device: no two replicas in the
+			// cluster may share one, whatever their nodes.
 			k := [2]int{int(r.Shelf), int(r.Slot)}
-			if seen[r.Node][k] || r.Shelf < ExportShelfBase {
-				t.Errorf("node %s: export %d.%d reused or below shelf %d", r.Node, r.Shelf, r.Slot, ExportShelfBase)
+			if other, ok := seen[k]; ok || r.Shelf < ExportShelfBase {
+				t.Errorf("node %s: export %d.%d already used (on node %q) or below shelf %d", r.Node, r.Shelf, r.Slot, other, ExportShelfBase)
 			}
-			seen[r.Node][k] = true
+			seen[k] = r.Node
 		}
 	}
 	// FT unit rack: nodes 1 and 2 share rack r1, so every volume has a
@@ -196,14 +196,14 @@ func TestVolumePlacementAndExports(t *testing.T) {
 			t.Errorf("rack-tolerant volume on nodes %v, want one on node 00000003 (the only node in r2)", v.InSync)
 		}
 	}
-	// A freed export is reused.
+	// A freed export address is reused (on whichever node needs one).
 	v1 := s.Volumes["1"]
 	apply(t, s, DeleteVolume{At: t0, ID: "1"})
 	v := apply(t, s, CreateVolume{At: t0, Name: "again", Datastore: "1", SizeMB: 100}).(Volume)
 	reused := false
 	for _, r := range v.Replicas {
 		for _, o := range v1.Replicas {
-			reused = reused || r == o
+			reused = reused || (r.Shelf == o.Shelf && r.Slot == o.Slot)
 		}
 	}
 	if !reused {
