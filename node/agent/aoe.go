@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/mvstack/mvstack/aoe/target"
 	"github.com/mvstack/mvstack/perfc"
@@ -97,7 +96,7 @@ func (a *Agent) startExports() error {
 		closeAll()
 		return err
 	}
-	detach, err := a.set.Attach(&exportsSource{srv: srv})
+	detach, err := a.set.Attach(exportsSource(srv))
 	if err != nil {
 		closeAll()
 		return err
@@ -128,12 +127,20 @@ func (r *aoeRole) close() {
 }
 
 // exportsSource reads the exports' counters into the node's set when a
-// dump is taken; a reset keeps a baseline and leaves the exports' own
-// totals alone.
-type exportsSource struct {
-	srv  *target.Server
-	mu   sync.Mutex
-	base [len(exportDefs)]uint64
+// dump is taken, summed over the exports.
+func exportsSource(srv *target.Server) *perfc.TotalsSource {
+	defs := make([]perfc.Total, len(exportDefs))
+	for i, d := range exportDefs {
+		defs[i] = perfc.Total{Name: d.name, Unit: d.unit, Desc: d.desc}
+	}
+	return perfc.NewTotalsSource(defs, func(totals []uint64) {
+		for _, e := range srv.Exports() {
+			st := e.Stats()
+			for i, d := range exportDefs {
+				totals[i] += d.value(st)
+			}
+		}
+	})
 }
 
 var exportDefs = [...]struct {
@@ -150,24 +157,4 @@ var exportDefs = [...]struct {
 	{"aoe.target.drops.masked", "frames", "Requests from a MAC outside an export's mask list", func(s target.Stats) uint64 { return s.Masked }},
 	{"aoe.target.drops.reserved", "frames", "Requests refused by a reservation", func(s target.Stats) uint64 { return s.ReservationConflicts }},
 	{"aoe.target.config.queries", "commands", "Query Config requests answered", func(s target.Stats) uint64 { return s.ConfigQueries }},
-}
-
-func (s *exportsSource) Read(dst []perfc.Metric, reset func(name string) bool) []perfc.Metric {
-	var total [len(exportDefs)]uint64
-	for _, e := range s.srv.Exports() {
-		st := e.Stats()
-		for i, d := range exportDefs {
-			total[i] += d.value(st)
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, d := range exportDefs {
-		v := total[i] - s.base[i]
-		if reset != nil && reset(d.name) {
-			s.base[i] = total[i]
-		}
-		dst = append(dst, perfc.Metric{Name: d.name, Kind: perfc.KindCounter, Unit: d.unit, Desc: d.desc, Value: int64(v)})
-	}
-	return dst
 }

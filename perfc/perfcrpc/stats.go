@@ -1,8 +1,6 @@
 package perfcrpc
 
 import (
-	"sync"
-
 	"github.com/mvstack/mvstack/perfc"
 	"github.com/mvstack/mvstack/proto"
 )
@@ -17,7 +15,7 @@ var _ StatsReader = (*proto.Endpoint)(nil)
 // AttachStats exports ep's protocol counters (proto.Endpoint.Stats) into
 // set as counters named as docs/perfc.md proposes: proto.frames_in.control,
 // proto.drops.<reason>, proto.retransmits, proto.messages_in,
-// proto.rpc.calls and the others [StatsSource] lists. They are read when a
+// proto.rpc.calls and the others statDefs lists. They are read when a
 // dump is taken and cost nothing on the protocol's hot path; a reset
 // zeroes them (the endpoint's own totals are not touched: the source keeps
 // a baseline). detach removes them from the set.
@@ -25,19 +23,19 @@ func AttachStats(set *perfc.Set, ep StatsReader) (detach func(), err error) {
 	return set.Attach(NewStatsSource(ep))
 }
 
-// StatsSource is a perfc.Source over an endpoint's Stats. Each value is the
-// endpoint's total less the total at the last reset of that name.
-type StatsSource struct {
-	ep   StatsReader
-	mu   sync.Mutex
-	base []uint64 // per statDefs entry: the total at the last reset
-}
-
-var _ perfc.Source = (*StatsSource)(nil)
-
-// NewStatsSource returns a source over ep's counters.
-func NewStatsSource(ep StatsReader) *StatsSource {
-	return &StatsSource{ep: ep, base: make([]uint64, len(statDefs))}
+// NewStatsSource returns a perfc.Source over ep's counters: each value is
+// the endpoint's total less the total at the last reset of that name.
+func NewStatsSource(ep StatsReader) *perfc.TotalsSource {
+	defs := make([]perfc.Total, len(statDefs))
+	for i, d := range statDefs {
+		defs[i] = perfc.Total{Name: d.name, Unit: d.unit, Desc: d.desc}
+	}
+	return perfc.NewTotalsSource(defs, func(totals []uint64) {
+		st := ep.Stats()
+		for i, d := range statDefs {
+			totals[i] = d.value(&st)
+		}
+	})
 }
 
 type statDef struct {
@@ -89,18 +87,3 @@ var statDefs = func() []statDef {
 	}
 	return defs
 }()
-
-// Read appends the counters, the endpoint's totals less their baselines.
-func (s *StatsSource) Read(dst []perfc.Metric, reset func(name string) bool) []perfc.Metric {
-	st := s.ep.Stats()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, d := range statDefs {
-		total := d.value(&st)
-		dst = append(dst, perfc.Metric{Name: d.name, Kind: perfc.KindCounter, Unit: d.unit, Desc: d.desc, Value: int64(total - s.base[i])})
-		if reset != nil && reset(d.name) {
-			s.base[i] = total
-		}
-	}
-	return dst
-}
