@@ -430,9 +430,7 @@ func (e *Endpoint) onHello(h Header, body []byte, src, dst MAC, now time.Time) {
 		// its first authentic DATA frame arrives, so our first reply needs
 		// no handshake of its own. Change nothing else: a HELLO carries no
 		// proof of freshness, so it could be a replay.
-		if p := e.existingPeer(src); p != nil {
-			p.hint(hello)
-		} else if p, err := e.peer(src); err == nil {
+		if p, err := e.peer(src); err == nil {
 			p.hint(hello)
 		}
 		reply := Hello{Challenge: hello.Challenge, MTU: uint32(e.link.MTU()), Window: uint32(e.cfg.Window)}
@@ -451,11 +449,8 @@ func (e *Endpoint) onHello(h Header, body []byte, src, dst MAC, now time.Time) {
 }
 
 // sendFrame seals and sends a frame whose body is already at
-// buf[HeaderLen:HeaderLen+bodyLen]. It fills in version, epoch and counter.
-//
-// A frame shorter than the Ethernet minimum would be padded on the wire and
-// the padding would break its tag, so short bodies are padded with zeros
-// before sealing; only RESET's empty body is that short.
+// buf[HeaderLen:HeaderLen+bodyLen]. It fills in version, epoch and counter;
+// sealing pads a body too short for Ethernet (only RESET's empty one is).
 func (e *Endpoint) sendFrame(buf []byte, h Header, dst MAC, bodyLen int) {
 	e.writeFrame(e.sealFrame(buf, h, dst, bodyLen), dst)
 }
@@ -463,10 +458,6 @@ func (e *Endpoint) sendFrame(buf []byte, h Header, dst MAC, bodyLen int) {
 // sealFrame fills in version, epoch and counter and seals the frame whose
 // body is at buf[HeaderLen:HeaderLen+bodyLen].
 func (e *Endpoint) sealFrame(buf []byte, h Header, dst MAC, bodyLen int) []byte {
-	if short := MinPayload - (HeaderLen + bodyLen + TagLen); short > 0 {
-		clear(buf[HeaderLen+bodyLen : HeaderLen+bodyLen+short])
-		bodyLen += short
-	}
 	h.Version = Version
 	h.SrcEpoch = e.epoch
 	h.Counter = e.counter.Add(1)

@@ -6,11 +6,7 @@ func SealForTest(r *Keyring, h Header, src, dst MAC, body []byte) []byte {
 	n := max(HeaderLen+len(body)+TagLen, MinPayload)
 	buf := make([]byte, n)
 	copy(buf[HeaderLen:], body)
-	bodyLen := len(body)
-	if short := MinPayload - (HeaderLen + bodyLen + TagLen); short > 0 {
-		bodyLen += short
-	}
-	return r.seal(buf, h, src, dst, bodyLen)
+	return r.seal(buf, h, src, dst, len(body))
 }
 
 // EncodeRequestForTest encodes a request message as the RPC layer does.

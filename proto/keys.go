@@ -162,7 +162,15 @@ var ErrAuth = errors.New("proto: frame failed authentication")
 // buf[HeaderLen:HeaderLen+bodyLen]; seal writes the header in front of it,
 // encrypts the body in place and appends the tag. buf must have room for
 // HeaderLen+bodyLen+TagLen bytes. h.KeyID is set to the primary key's id.
+//
+// A frame shorter than the Ethernet minimum would be padded on the wire and
+// the padding would break its tag, so a short body is padded with zeros
+// before sealing (buf must have room for MinPayload bytes).
 func (r *Keyring) seal(buf []byte, h Header, src, dst MAC, bodyLen int) []byte {
+	if short := MinPayload - (HeaderLen + bodyLen + TagLen); short > 0 {
+		clear(buf[HeaderLen+bodyLen : HeaderLen+bodyLen+short])
+		bodyLen += short
+	}
 	k := r.keys[0]
 	h.KeyID = k.ID
 	a, _ := r.aead(k.ID, src, h.SrcEpoch)

@@ -10,10 +10,6 @@ import (
 	"github.com/mvstack/mvstack/proto"
 )
 
-// MethodIdentify is answered by the responder (and by mvnode) with the
-// node id as plain bytes.
-const MethodIdentify = nodeclient.MethodIdentify
-
 func responderCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "responder",
@@ -25,7 +21,7 @@ func responderCommand() *cli.Command {
 				return err
 			}
 			defer ep.Close()
-			ep.Handle(MethodIdentify, func(ctx context.Context, r *proto.Request) ([]byte, error) {
+			ep.Handle(nodeclient.MethodIdentify, func(ctx context.Context, r *proto.Request) ([]byte, error) {
 				return []byte(ep.Addr().NodeID()), nil
 			})
 			proto.HandleTyped(ep, nodeclient.MethodDiscover, func(ctx context.Context, from proto.MAC, _ nodeclient.DiscoverRequest) (nodeclient.Summary, error) {
