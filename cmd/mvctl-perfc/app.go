@@ -17,9 +17,6 @@ import (
 	"github.com/mvstack/mvstack/proto"
 )
 
-// DefaultKeyFile is where the cluster key is looked for.
-const DefaultKeyFile = mgmt.DefaultKeyFile
-
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:  "mvctl-perfc",
@@ -43,7 +40,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.IntFlag{Name: "count", Usage: "with --interval: stop after `N` intervals (0: until interrupted)"},
 			&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, EnvVars: []string{"MVCTL_IFACE"},
 				Usage: "management interface (default: the first Ethernet interface that is up)"},
-			&cli.StringFlag{Name: "key", EnvVars: []string{"MVSTACK_KEY"}, Value: DefaultKeyFile,
+			&cli.StringFlag{Name: "key", EnvVars: []string{"MVSTACK_KEY"}, Value: mgmt.DefaultKeyFile,
 				Usage: "cluster key file (made by 'mvctl keygen')"},
 			&cli.DurationFlag{Name: "tolerance", Value: proto.DefaultConfig().Tolerance,
 				Usage: "how long a silent node is waited for before it is declared dead"},

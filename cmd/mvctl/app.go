@@ -12,9 +12,6 @@ import (
 	"github.com/mvstack/mvstack/proto"
 )
 
-// DefaultKeyFile is where mvctl and the daemons look for the cluster key.
-const DefaultKeyFile = mgmt.DefaultKeyFile
-
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:      "mvctl",
@@ -36,7 +33,7 @@ func commonFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, EnvVars: []string{"MVCTL_IFACE"},
 			Usage: "management interface (default: the first Ethernet interface that is up)"},
-		&cli.StringFlag{Name: "key", EnvVars: []string{"MVSTACK_KEY"}, Value: DefaultKeyFile,
+		&cli.StringFlag{Name: "key", EnvVars: []string{"MVSTACK_KEY"}, Value: mgmt.DefaultKeyFile,
 			Usage: "cluster key file (made by 'mvctl keygen')"},
 		&cli.DurationFlag{Name: "tolerance", Value: proto.DefaultConfig().Tolerance,
 			Usage: "how long a silent node is waited for before it is declared dead"},
@@ -97,9 +94,4 @@ func mvmac(c *cli.Context) (proto.MAC, error) {
 		return m, fmt.Errorf("--mvmac: %w", err)
 	}
 	return m, nil
-}
-
-// explain turns protocol errors into what an operator needs to read.
-func explain(err error, mac proto.MAC, iface string, tolerance time.Duration) error {
-	return mgmt.Explain(err, mac, iface, tolerance)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mvstack/mvstack/cmd/internal/mgmt"
 	"github.com/mvstack/mvstack/proto"
 )
 
@@ -22,7 +23,7 @@ To rotate the key without downtime: 'mvctl keygen --add --out FILE' adds a secon
 that hosts accept; once every host has it, 'mvctl keygen --promote --out FILE' makes it the
 one they send with; once every host has that, 'mvctl keygen --drop-old --out FILE'.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: DefaultKeyFile, Usage: "key file to write"},
+			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: mgmt.DefaultKeyFile, Usage: "key file to write"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing key file"},
 			&cli.BoolFlag{Name: "add", Usage: "add a new key after the current one (rotation, step 1)"},
 			&cli.BoolFlag{Name: "promote", Usage: "make the second key the one used to send (rotation, step 2)"},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mvstack/mvstack/cmd/internal/mgmt"
 	"github.com/mvstack/mvstack/node/domain"
 	"github.com/mvstack/mvstack/node/inventory"
 	"github.com/mvstack/mvstack/node/nodeclient"
@@ -63,7 +64,7 @@ func (n *nodeConn) fail(err error) error {
 	if ne, ok := err.(*nodeclient.Error); ok {
 		return fmt.Errorf("node %s refused: %s", n.mac.NodeID(), ne.Message)
 	}
-	return explain(err, n.mac, n.iface, n.tol)
+	return mgmt.Explain(err, n.mac, n.iface, n.tol)
 }
 
 // nodeAction is the action of a command that asks one node: it opens the

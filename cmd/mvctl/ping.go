@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mvstack/mvstack/cmd/internal/mgmt"
 	"github.com/mvstack/mvstack/proto"
 )
 
@@ -69,9 +70,9 @@ func ping(c *cli.Context) error {
 				break
 			}
 			if len(rtts) == 0 {
-				return explain(err, mac, iface, optDuration(c, "tolerance"))
+				return mgmt.Explain(err, mac, iface, optDuration(c, "tolerance"))
 			}
-			fmt.Fprintf(c.App.ErrWriter, "seq=%d: %v\n", i, explain(err, mac, iface, optDuration(c, "tolerance")))
+			fmt.Fprintf(c.App.ErrWriter, "seq=%d: %v\n", i, mgmt.Explain(err, mac, iface, optDuration(c, "tolerance")))
 			continue
 		}
 		if len(got) != size {
