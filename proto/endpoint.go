@@ -625,11 +625,6 @@ func (d *discovery) finish() []Reply {
 // discoverRepeats is how often Discover sends its broadcast.
 const discoverRepeats = 5
 
-// MaxBroadcast is the largest discovery request or reply: one frame.
-func (e *Endpoint) MaxBroadcast() int {
-	return e.link.MTU() - HeaderLen - TagLen - msgHeaderLen - MaxMethodLen
-}
-
 // Discover broadcasts a request for method and collects the answers that
 // arrive within window, one per peer, sorted by address. The broadcast is
 // repeated three times within the window, since it is not acknowledged.
