@@ -27,13 +27,14 @@ const (
 	CodeDiskBusy                    // domain.ErrDiskBusy
 	CodeUnsupported                 // domain.ErrUnsupported
 	CodeStaleTerm                   // ErrStaleTerm
+	CodeStaleEpoch                  // ErrStaleEpoch (a volume's epoch moved on)
 )
 
 var codeErrs = map[Code]error{
 	CodeInvalid: domain.ErrInvalidSpec, CodeTopology: domain.ErrTopology, CodeExists: domain.ErrExists,
 	CodeNotFound: domain.ErrNotFound, CodeState: domain.ErrState, CodeNoCPU: domain.ErrNoCPU,
 	CodeNoMemory: domain.ErrNoMemory, CodeDiskBusy: domain.ErrDiskBusy, CodeUnsupported: domain.ErrUnsupported,
-	CodeStaleTerm: ErrStaleTerm,
+	CodeStaleTerm: ErrStaleTerm, CodeStaleEpoch: ErrStaleEpoch,
 }
 
 // Error is a node's refusal of a request, as the caller sees it.
@@ -79,7 +80,7 @@ func ErrorOf(err error) *Error {
 	}
 	// The topology rule is also an invalid spec; report the narrower code.
 	for _, c := range []Code{CodeTopology, CodeInvalid, CodeExists, CodeNotFound, CodeState, CodeNoCPU,
-		CodeNoMemory, CodeDiskBusy, CodeUnsupported} {
+		CodeNoMemory, CodeDiskBusy, CodeUnsupported, CodeStaleEpoch} {
 		if errors.Is(err, codeErrs[c]) {
 			out.Code = c
 			break
