@@ -44,6 +44,10 @@ func BuildBinaries(t testing.TB, pkgs ...string) map[string]string {
 	return bins
 }
 
+// Build is [BuildBinaries] for a program that is not a test; call
+// [Cleanup] when done.
+func Build(pkgs ...string) (map[string]string, error) { return builds.build(pkgs) }
+
 func (c *buildCache) build(pkgs []string) (map[string]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -3,6 +3,7 @@ package netns
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strconv"
@@ -133,20 +134,40 @@ const settleTimeout = 15 * time.Second
 func New(t testing.TB, cfg Config) *Lab {
 	t.Helper()
 	RequireRoot(t)
+	if cfg.Prefix == "" {
+		cfg.Prefix = t.Name()
+	}
+	l, err := Open(cfg)
+	if l != nil {
+		t.Cleanup(func() {
+			if err := l.Close(); err != nil {
+				t.Errorf("netns: removing lab: %v", err)
+			}
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// Open makes a lab like [New] for a program that is not a test (a
+// benchmark): the caller must Close it. An interrupt removes it too. On
+// an error the lab made so far is returned as well, for Close.
+func Open(cfg Config) (*Lab, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New(rootSkip)
+	}
 	if err := Sweep(); err != nil {
-		t.Logf("netns: sweeping leftovers of earlier runs: %v", err)
+		slog.Warn("netns: sweeping leftovers of earlier runs", "err", err)
 	}
 	if cfg.MTU == 0 {
 		cfg.MTU = 1500
 	}
 	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	tag := cfg.Prefix
-	if tag == "" {
-		tag = t.Name()
-	}
-	tag = sanitize(tag, 20)
+	tag := sanitize(cfg.Prefix, 20)
 	if tag == "" {
 		tag = "lab"
 	}
@@ -168,18 +189,16 @@ func New(t testing.TB, cfg Config) *Lab {
 		l.Hosts = append(l.Hosts, h)
 	}
 	// Register before making anything, so an interrupt in the middle of
-	// New still removes what exists.
+	// Open still removes what exists.
 	live.add(l)
-	t.Cleanup(func() {
-		if err := l.destroy(); err != nil {
-			t.Errorf("netns: removing lab: %v", err)
-		}
-	})
 	if err := l.build(cfg); err != nil {
-		t.Fatal(err)
+		return l, err
 	}
-	return l
+	return l, nil
 }
+
+// Close kills every process in the lab and removes its namespaces.
+func (l *Lab) Close() error { return l.destroy() }
 
 // build makes the namespaces, the bridge and the cables, then waits until
 // every link is up and every bridge port forwards.

@@ -52,6 +52,12 @@ func (h *Host) Start(t testing.TB, bin string, args ...string) *Process {
 	return p
 }
 
+// StartProcess is [Host.Start] for a program that is not a test: the
+// process is killed when the lab closes.
+func (h *Host) StartProcess(bin string, args ...string) (*Process, error) {
+	return h.start(bin, args...)
+}
+
 func (h *Host) start(bin string, args ...string) (*Process, error) {
 	p := &Process{
 		Name: fmt.Sprintf("%s in %s", bin, h.Name),
