@@ -15,9 +15,10 @@ type Frame struct {
 	Config  ConfigArg
 	MACMask MACMaskArg
 	Reserve ReserveArg
+	Epoch   EpochArg // for CmdEpoch, mvstack's vendor command
 	// Data is what follows the ATA argument (sectors written or read,
 	// possibly with Ethernet padding after them), or what follows the header
-	// for a command this package does not know (vendor commands). It aliases
+	// for a command this package does not know (other vendor commands). It aliases
 	// the buffer given to UnmarshalBinary.
 	Data []byte
 }
@@ -34,6 +35,8 @@ func (f *Frame) Len() int {
 		n += f.MACMask.len()
 	case CmdReserve:
 		n += f.Reserve.len()
+	case CmdEpoch:
+		n += EpochArgLen
 	default:
 		n += len(f.Data)
 	}
@@ -84,6 +87,8 @@ func (f *Frame) MarshalTo(b []byte) (int, error) {
 		f.MACMask.marshal(a)
 	case CmdReserve:
 		f.Reserve.marshal(a)
+	case CmdEpoch:
+		f.Epoch.marshal(a)
 	default:
 		copy(a, f.Data)
 	}
@@ -121,6 +126,8 @@ func (f *Frame) UnmarshalBinary(b []byte) error {
 		return f.MACMask.UnmarshalBinary(a)
 	case CmdReserve:
 		return f.Reserve.UnmarshalBinary(a)
+	case CmdEpoch:
+		return f.Epoch.UnmarshalBinary(a)
 	default:
 		f.Data = a
 	}

@@ -87,6 +87,24 @@ var frameCases = []struct {
 		wire: pad([]byte{0x10, 0, 0, 4, 4, 3, 0, 0, 0, 3, 1, 1, 2, 0, 0, 0, 0, 9}),
 	},
 	{
+		desc: "mvstack epoch register at epoch 7",
+		frame: Frame{Header: Header{Version: 1, Shelf: 4, Slot: 4, Command: CmdEpoch, Tag: 10},
+			Epoch: EpochArg{Op: EpochRegister, Epoch: 7}},
+		wire: pad([]byte{0x10, 0, 0, 4, 4, 0xf0, 0, 0, 0, 10, 0x6d, 0x76, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7}),
+	},
+	{
+		desc: "mvstack epoch reply: stale, the export is at epoch 0x0102030405060708",
+		frame: Frame{Header: Header{Version: 1, Flags: FlagResponse, Shelf: 4, Slot: 4, Command: CmdEpoch, Tag: 10},
+			Epoch: EpochArg{Op: EpochRegister, Status: EpochStale, Epoch: 0x0102030405060708}},
+		wire: pad([]byte{0x18, 0, 0, 4, 4, 0xf0, 0, 0, 0, 10, 0x6d, 0x76, 1, 1, 1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}),
+	},
+	{
+		desc: "ATA refused with the vendor error stale epoch",
+		frame: Frame{Header: Header{Version: 1, Flags: FlagResponse | FlagError, Error: ErrEpochStale, Shelf: 1, Slot: 1, Command: CmdATA, Tag: 8},
+			ATA: ATAArg{Flags: ATAFlagExtended, SectorCount: 8, CmdStatus: 0x24}, Data: make([]byte, 24)},
+		wire: pad([]byte{0x1c, 0xf1, 0, 1, 1, 0, 0, 0, 0, 8, 0x40, 0, 8, 0x24, 0, 0, 0, 0, 0, 0, 0, 0}),
+	},
+	{
 		desc:  "vendor command keeps its bytes",
 		frame: Frame{Header: Header{Version: 1, Shelf: 4, Slot: 4, Command: 0xf1, Tag: 3}, Data: append([]byte{1, 2, 3}, make([]byte, 33)...)},
 		wire:  pad([]byte{0x10, 0, 0, 4, 4, 0xf1, 0, 0, 0, 3, 1, 2, 3}),
@@ -138,6 +156,7 @@ func TestShortInputIsUnexpectedEOF(t *testing.T) {
 		{"config string longer than the frame", []byte{0x10, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9, 'a'}},
 		{"mask directives beyond the frame", []byte{0x10, 0, 0, 1, 0, 2, 0, 0, 0, 1, 0, 1, 0, 3, 0, 1, 2, 3}},
 		{"reserve MACs beyond the frame", []byte{0x10, 0, 0, 1, 0, 3, 0, 0, 0, 1, 1, 2, 1, 2, 3, 4, 5, 6}},
+		{"epoch argument cut", []byte{0x10, 0, 0, 1, 0, 0xf0, 0, 0, 0, 1, 0x6d, 0x76, 1, 1, 0, 0, 0, 0, 0, 0, 0}},
 	} {
 		t.Run(c.desc, func(t *testing.T) {
 			var f Frame
@@ -162,6 +181,32 @@ func TestOversizedFieldsAreRefused(t *testing.T) {
 	lba := Frame{Header: Header{Version: 1}, ATA: ATAArg{LBA: 1 << 48}}
 	if _, err := lba.MarshalBinary(); !errors.Is(err, ErrBadField) {
 		t.Errorf("marshal LBA 2^48: err = %v, want ErrBadField", err)
+	}
+}
+
+func TestEpochArgumentChecksMagicVersionAndReserved(t *testing.T) {
+	good := []byte{0x6d, 0x76, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9}
+	for _, c := range []struct {
+		desc string
+		at   int
+		val  byte
+	}{
+		{"another vendor's magic", 0, 0x12},
+		{"version 2", 2, 2},
+		{"reserved byte set", 6, 1},
+	} {
+		t.Run(c.desc, func(t *testing.T) {
+			b := bytes.Clone(good)
+			b[c.at] = c.val
+			var a EpochArg
+			if err := a.UnmarshalBinary(b); !errors.Is(err, ErrBadField) {
+				t.Errorf("err = %v, want ErrBadField", err)
+			}
+		})
+	}
+	var a EpochArg
+	if err := a.UnmarshalBinary(good); err != nil || a != (EpochArg{Op: EpochRegister, Epoch: 9}) {
+		t.Errorf("good argument = %+v, %v", a, err)
 	}
 }
 

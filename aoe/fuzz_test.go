@@ -40,3 +40,23 @@ func FuzzFrame(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEpochArg checks that the vendor epoch argument decodes any input
+// without panicking, and that what decodes marshals back to the same bytes.
+func FuzzEpochArg(f *testing.F) {
+	f.Add([]byte{0x6d, 0x76, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7})
+	f.Add([]byte{0x6d, 0x76, 1, 0, 2, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var a EpochArg
+		if err := a.UnmarshalBinary(b); err != nil {
+			return
+		}
+		out, err := a.MarshalBinary()
+		if err != nil {
+			t.Fatalf("decoded argument does not marshal: %v", err)
+		}
+		if !bytes.Equal(out, b[:EpochArgLen]) {
+			t.Fatalf("%x marshals back as %x", b[:EpochArgLen], out)
+		}
+	})
+}

@@ -75,6 +75,8 @@ func (c Command) String() string {
 		return "MACMaskList"
 	case CmdReserve:
 		return "ReserveRelease"
+	case CmdEpoch:
+		return "Epoch"
 	}
 	if c >= CmdVendorLo {
 		return fmt.Sprintf("Vendor(%#x)", uint8(c))
@@ -111,6 +113,12 @@ func (e ErrorCode) String() string {
 		return "unsupported version"
 	case ErrTargetReserved:
 		return "target is reserved"
+	case ErrEpochUnregistered:
+		return "not registered at the epoch (vendor)"
+	case ErrEpochStale:
+		return "stale epoch (vendor)"
+	case ErrNoSpace:
+		return "no space left (vendor)"
 	}
 	return fmt.Sprintf("error %d", uint8(e))
 }

@@ -49,4 +49,16 @@ func TestGopacketDecodesOurFrames(t *testing.T) {
 	if l, ok := pkt.Layer(lt).(*Layer); !ok || l.Command != aoe.CmdConfig || pkt.ErrorLayer() != nil {
 		t.Errorf("query config did not decode: %v", pkt)
 	}
+
+	// mvstack's vendor epoch command decodes with its argument.
+	ep := aoe.Frame{Header: aoe.Header{Version: 1, Flags: aoe.FlagResponse, Shelf: 3, Slot: 1, Command: aoe.CmdEpoch, Tag: 5},
+		Epoch: aoe.EpochArg{Op: aoe.EpochRegister, Status: aoe.EpochStale, Epoch: 12}}
+	buf = gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{}, eth, &Layer{Frame: ep}); err != nil {
+		t.Fatal(err)
+	}
+	pkt = gopacket.NewPacket(buf.Bytes(), layers.LayerTypeEthernet, gopacket.Default)
+	if l, ok := pkt.Layer(lt).(*Layer); !ok || pkt.ErrorLayer() != nil || l.Command != aoe.CmdEpoch || l.Epoch != ep.Epoch {
+		t.Errorf("epoch command did not decode: %v", pkt)
+	}
 }
