@@ -36,6 +36,9 @@ const (
 	TypeResizeVolume     CommandType = 16
 	TypeSetVolumeEpoch   CommandType = 17
 	TypeSetInSync        CommandType = 18
+	TypeAttachVolume     CommandType = 19
+	TypeDetachVolume     CommandType = 20
+	TypeRecordRepair     CommandType = 21
 )
 
 func (t CommandType) String() string {
@@ -76,6 +79,12 @@ func (t CommandType) String() string {
 		return "set_volume_epoch"
 	case TypeSetInSync:
 		return "set_in_sync"
+	case TypeAttachVolume:
+		return "attach_volume"
+	case TypeDetachVolume:
+		return "detach_volume"
+	case TypeRecordRepair:
+		return "record_repair"
 	}
 	return fmt.Sprintf("command(%d)", uint8(t))
 }
@@ -258,6 +267,12 @@ func Decode(b []byte) (Command, error) {
 		c, err = decodeAs[SetVolumeEpoch](b[2:])
 	case TypeSetInSync:
 		c, err = decodeAs[SetInSync](b[2:])
+	case TypeAttachVolume:
+		c, err = decodeAs[AttachVolume](b[2:])
+	case TypeDetachVolume:
+		c, err = decodeAs[DetachVolume](b[2:])
+	case TypeRecordRepair:
+		c, err = decodeAs[RecordRepair](b[2:])
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownCommand, b[1])
 	}

@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/mvstack/mvstack/proto"
 )
@@ -23,6 +24,9 @@ func FuzzDecode(f *testing.F) {
 		ResizeVolume{At: t0, ID: "1", SizeMB: 2 << 20},
 		SetInSync{At: t0, Volume: "1", Epoch: 3, InSync: []string{"00000001"}},
 		SetVolumeEpoch{At: t0, Volume: "1", Epoch: 4},
+		AttachVolume{At: t0, Volume: "1", Node: "00000001", Force: true},
+		DetachVolume{At: t0, Volume: "1", Node: "00000001"},
+		RecordRepair{At: t0, Volume: "1", Repair: Repair{Node: "00000002", Repairer: "00000001", Blocks: 3, Bytes: 1 << 18, Duration: time.Second, At: t0}},
 	}
 	for _, c := range seeds {
 		b, err := Encode(c)

@@ -175,6 +175,12 @@ func (s *State) ApplyCommand(c Command) (any, error) {
 		return s.setVolumeEpoch(c)
 	case SetInSync:
 		return s.setInSync(c)
+	case AttachVolume:
+		return s.attachVolume(c)
+	case DetachVolume:
+		return s.detachVolume(c)
+	case RecordRepair:
+		return s.recordRepair(c)
 	}
 	return nil, fmt.Errorf("%w: %T", ErrUnknownCommand, c)
 }

@@ -68,9 +68,14 @@ type Volume struct {
 	Epoch uint64 `json:"epoch"`
 	// InSync are the nodes of the replicas that hold every acknowledged
 	// write, in ascending order.
-	InSync  []string  `json:"in_sync"`
-	Created time.Time `json:"created"`
-	Updated time.Time `json:"updated"`
+	InSync []string `json:"in_sync"`
+	// AttachedTo is the node that uses the volume (its volume client
+	// writes to the replicas); empty when no node does.
+	AttachedTo string `json:"attached_to"`
+	// LastRepair is the outcome of the latest repair; nil before any.
+	LastRepair *Repair   `json:"last_repair,omitempty"`
+	Created    time.Time `json:"created"`
+	Updated    time.Time `json:"updated"`
 }
 
 // Storage AoE addresses: every volume replica gets the first shelf.slot
@@ -665,6 +670,9 @@ func (s *State) deleteVolume(c DeleteVolume) (any, error) {
 	v, ok := s.Volumes[c.ID]
 	if !ok {
 		return nil, fmt.Errorf("%w: volume %q", ErrNotFound, c.ID)
+	}
+	if v.AttachedTo != "" {
+		return nil, fmt.Errorf("%w: volume %s (%s) is attached to node %s: detach it first", ErrInvalid, v.ID, v.Name, v.AttachedTo)
 	}
 	delete(s.Volumes, c.ID)
 	s.event(c.At, "volume_deleted", "", fmt.Sprintf("volume %s (%s) deleted", v.ID, v.Name))

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -301,6 +302,10 @@ func storageLog(t testing.TB) []Command {
 		DeleteVolume{At: t0, ID: "3"},
 		CreateVolume{At: t0, Name: "d", Datastore: "1", SizeMB: 100},
 		SetVolumeEpoch{At: t0, Volume: "2", Epoch: 5},
+		AttachVolume{At: t0, Volume: "2", Node: "00000002"},
+		AttachVolume{At: t0, Volume: "4", Node: "00000003"},
+		DetachVolume{At: t0, Volume: "4"},
+		RecordRepair{At: t0, Volume: "1", Repair: Repair{Node: "00000001", Repairer: "00000002", Full: true, Blocks: 7, Bytes: 7 << 16, Duration: time.Second, Epoch: 3, At: t0}},
 		RemoveDisks{At: t0, Datastore: "1", Disks: d[:1]},               // may hold a replica: refused or not, alike everywhere
 		CreateDatastore{At: t0, Name: "bad", Disks: d[:1], Replicas: 3}, // refused everywhere alike
 	)
@@ -319,7 +324,8 @@ func TestStorageDeterministicAndSnapshot(t *testing.T) {
 				t.Fatal(err)
 			}
 			r, err := s.Apply(b)
-			res = append(res, fmt.Sprintf("%+v %v", r, err))
+			rj, _ := json.Marshal(r) // not %+v: it would print pointers
+			res = append(res, fmt.Sprintf("%s %v", rj, err))
 		}
 		var sb bytes.Buffer
 		if err := s.Snapshot(&sb); err != nil {
