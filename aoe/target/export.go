@@ -2,10 +2,12 @@ package target
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/mvstack/mvstack/aoe"
 	"github.com/mvstack/mvstack/aoe/ata"
@@ -33,6 +35,18 @@ type ExportConfig struct {
 	MACMask []proto.MAC
 	// Serial, Model and Firmware fill the IDENTIFY page.
 	Serial, Model, Firmware string
+	// Epoch, when not 0, makes the export keep an epoch for a replicated
+	// volume, starting here: ATA reads, writes and flushes are then
+	// served only to sources registered at the current epoch with the
+	// vendor command aoe.CmdEpoch (others get the vendor errors
+	// aoe.ErrEpochUnregistered or aoe.ErrEpochStale and never reach the
+	// backend). 0 keeps the export exactly as a standard AoE target.
+	Epoch uint64
+	// OnEpoch, when set, is called synchronously whenever the export's
+	// epoch rises, before any source is told of the new epoch, so the
+	// caller can make it durable; an error refuses the raise. It needs
+	// Epoch > 0. It must not call the export's own methods.
+	OnEpoch func(epoch uint64) error
 }
 
 // DefaultExportConfig returns an export's defaults: write-through, Buffer
@@ -62,6 +76,8 @@ func (c ExportConfig) Validate() error {
 		return fmt.Errorf("target: export %d.%d: config string of %d bytes exceeds %d", c.Shelf, c.Slot, len(c.Config), aoe.MaxConfigLen)
 	case len(c.MACMask) > MaxMaskLen:
 		return fmt.Errorf("target: export %d.%d: MAC mask of %d entries exceeds %d", c.Shelf, c.Slot, len(c.MACMask), MaxMaskLen)
+	case c.OnEpoch != nil && c.Epoch == 0:
+		return fmt.Errorf("target: export %d.%d: OnEpoch is set but Epoch is 0 (epochs off): want Epoch > 0", c.Shelf, c.Slot)
 	case c.Backend.Size() < aoe.SectorSize:
 		return fmt.Errorf("target: export %d.%d: backend of %d bytes holds no sector", c.Shelf, c.Slot, c.Backend.Size())
 	}
@@ -94,6 +110,10 @@ type Stats struct {
 	Masked                    uint64 // frames ignored because of the MAC mask
 	ConfigQueries, ConfigSets uint64
 	ReservationConflicts      uint64
+	// EpochRefusals counts ATA commands refused because the source was
+	// not registered at the export's epoch; NoSpace writes that failed
+	// with ENOSPC.
+	EpochRefusals, NoSpace uint64
 }
 
 // Export is one backend served at shelf.slot.
@@ -107,6 +127,13 @@ type Export struct {
 	// to it), so the reader goroutine serves them itself rather than
 	// handing them to a worker.
 	inline bool
+	fence  fence
+
+	// refs counts requests in flight; gone is set by RemoveExport, which
+	// then waits for refs to drain (idle is signalled at 0).
+	refs atomic.Int64
+	gone atomic.Bool
+	idle chan struct{}
 
 	mu       sync.Mutex // guards the fields below
 	config   []byte
@@ -116,6 +143,7 @@ type Export struct {
 	reads, writes, flushes, readBytes, writtenBytes atomic.Uint64
 	ataErrors, aoeErrors, masked                    atomic.Uint64
 	configQueries, configSets, conflicts            atomic.Uint64
+	epochRefusals, noSpace                          atomic.Uint64
 }
 
 func newExport(cfg ExportConfig) (*Export, error) {
@@ -126,7 +154,7 @@ func newExport(cfg ExportConfig) (*Export, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Export{
+	e := &Export{
 		cfg:      cfg,
 		identity: id,
 		sectors:  uint64(cfg.Backend.Size() / aoe.SectorSize),
@@ -134,7 +162,38 @@ func newExport(cfg ExportConfig) (*Export, error) {
 		config:   []byte(cfg.Config),
 		inline:   !isDirect(cfg.Backend),
 		mask:     slices.Clone(cfg.MACMask),
-	}, nil
+		idle:     make(chan struct{}, 1),
+	}
+	e.fence.init(cfg.Epoch, cfg.OnEpoch)
+	return e, nil
+}
+
+// ref counts a request in flight; it fails once the export is removed.
+func (e *Export) ref() bool {
+	e.refs.Add(1)
+	if e.gone.Load() {
+		e.unref()
+		return false
+	}
+	return true
+}
+
+// unref retires a request counted by ref.
+func (e *Export) unref() {
+	if e.refs.Add(-1) == 0 && e.gone.Load() {
+		select {
+		case e.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// drain marks the export removed and waits for its requests in flight.
+func (e *Export) drain() {
+	e.gone.Store(true)
+	for e.refs.Load() != 0 {
+		<-e.idle
+	}
 }
 
 // isDirect reports whether b bypasses the page cache, so its reads wait on
@@ -171,6 +230,20 @@ func (e *Export) Reserved() []proto.MAC {
 	return slices.Clone(e.reserved)
 }
 
+// SetReserve replaces the export's reserve list (as a Reserve/Release
+// force set would): only the sources on a non-empty list may then send
+// ATA commands and change state; an empty list releases the export. The
+// node daemon fences a writer this way.
+func (e *Export) SetReserve(macs []proto.MAC) error {
+	if len(macs) > MaxMaskLen {
+		return fmt.Errorf("target: reserve list of %d.%d: %d entries exceed %d", e.cfg.Shelf, e.cfg.Slot, len(macs), MaxMaskLen)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.reserved = slices.Clone(macs)
+	return nil
+}
+
 // Stats returns the export's counters.
 func (e *Export) Stats() Stats {
 	return Stats{
@@ -179,6 +252,7 @@ func (e *Export) Stats() Stats {
 		ATAErrors: e.ataErrors.Load(), AoEErrors: e.aoeErrors.Load(), Masked: e.masked.Load(),
 		ConfigQueries: e.configQueries.Load(), ConfigSets: e.configSets.Load(),
 		ReservationConflicts: e.conflicts.Load(),
+		EpochRefusals:        e.epochRefusals.Load(), NoSpace: e.noSpace.Load(),
 	}
 }
 
@@ -314,16 +388,24 @@ func (e *Export) reserveReply(req *aoe.ReserveArg, src proto.MAC, rep *aoe.Frame
 
 // ata executes one ATA command. data holds the write payload and receives
 // read data (its capacity is at least maxSectors sectors). It returns the
-// reply's argument and how many data bytes follow it.
-func (e *Export) ata(req aoe.ATAArg, data []byte) (rep aoe.ATAArg, n int) {
+// reply's argument, how many data bytes follow it, and whether the command
+// failed for lack of space in the backend (ENOSPC, then aborted).
+func (e *Export) ata(req aoe.ATAArg, data []byte) (rep aoe.ATAArg, n int, nospace bool) {
 	rep = req
 	rep.ErrFeature = 0
 	rep.CmdStatus = ata.StatusDRDY
-	fail := func(errBits uint8) (aoe.ATAArg, int) {
+	fail := func(errBits uint8) (aoe.ATAArg, int, bool) {
 		e.ataErrors.Add(1)
 		rep.CmdStatus = ata.StatusDRDY | ata.StatusERR
 		rep.ErrFeature = errBits
-		return rep, 0
+		return rep, 0, false
+	}
+	failWrite := func(err error) (aoe.ATAArg, int, bool) {
+		if errors.Is(err, syscall.ENOSPC) {
+			rep, n, _ := fail(ata.ErrABRT)
+			return rep, n, true
+		}
+		return fail(ata.ErrUNC)
 	}
 	count := uint64(req.SectorCount)
 	lba := req.Sector()
@@ -340,7 +422,7 @@ func (e *Export) ata(req aoe.ATAArg, data []byte) (rep aoe.ATAArg, n int) {
 		}
 		e.reads.Add(1)
 		e.readBytes.Add(uint64(size))
-		return rep, size
+		return rep, size, false
 	case ata.CmdWriteSectors, ata.CmdWriteSectorsExt:
 		if e.cfg.ReadOnly {
 			return fail(ata.ErrABRT)
@@ -349,30 +431,33 @@ func (e *Export) ata(req aoe.ATAArg, data []byte) (rep aoe.ATAArg, n int) {
 			return fail(ata.ErrIDNF)
 		}
 		if _, err := e.cfg.Backend.WriteAt(data[:size], off); err != nil {
-			return fail(ata.ErrUNC)
+			return failWrite(err)
 		}
 		if !e.cfg.WriteBack {
 			if err := e.gsync.sync(e.cfg.Backend.Sync); err != nil {
-				return fail(ata.ErrUNC)
+				return failWrite(err)
 			}
 		}
 		e.writes.Add(1)
 		e.writtenBytes.Add(uint64(size))
-		return rep, 0
+		return rep, 0, false
 	case ata.CmdFlushCache, ata.CmdFlushCacheExt:
 		if !e.cfg.ReadOnly {
 			if err := e.gsync.sync(e.cfg.Backend.Sync); err != nil {
+				if errors.Is(err, syscall.ENOSPC) {
+					return failWrite(err)
+				}
 				return fail(ata.ErrABRT)
 			}
 		}
 		e.flushes.Add(1)
-		return rep, 0
+		return rep, 0, false
 	case ata.CmdIdentify:
 		n := copy(data, e.identity)
-		return rep, n
+		return rep, n, false
 	case ata.CmdCheckPowerMode:
 		rep.SectorCount = ata.PowerActive
-		return rep, 0
+		return rep, 0, false
 	}
 	return fail(ata.ErrABRT)
 }

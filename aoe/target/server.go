@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,76 +35,163 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Server answers AoE requests on one link for a set of exports.
+// Server answers AoE requests on one link for a set of exports, which may
+// change while it serves ([Server.AddExport], [Server.RemoveExport]).
 type Server struct {
 	link    proto.Link
 	cfg     Config
 	log     *slog.Logger
-	exports []*Export
-	byAddr  map[uint32]*Export
-	spf     int // sectors per frame on this link
+	exports atomic.Pointer[table] // replaced whole on every change
+	addMu   sync.Mutex            // serialises changes of exports
+	spf     int                   // sectors per frame on this link
+	serving atomic.Bool
 
-	free chan []byte
-	work chan job
+	free    chan []byte
+	work    chan job
+	buffers int // allocated so far; guarded by addMu
 
 	malformed, wrongVersion, unknownTarget atomic.Uint64
 }
 
+// table is an immutable set of exports, looked up without locks.
+type table struct {
+	list   []*Export
+	byAddr map[uint32]*Export
+}
+
+func (t *table) with(e *Export) *table {
+	n := &table{list: append(slices.Clone(t.list), e), byAddr: maps.Clone(t.byAddr)}
+	n.byAddr[addr(e.cfg.Shelf, e.cfg.Slot)] = e
+	return n
+}
+
+func (t *table) without(e *Export) *table {
+	n := &table{list: slices.DeleteFunc(slices.Clone(t.list), func(x *Export) bool { return x == e }), byAddr: maps.Clone(t.byAddr)}
+	delete(n.byAddr, addr(e.cfg.Shelf, e.cfg.Slot))
+	return n
+}
+
 type job struct {
-	span span
-	e    *Export
-	src  proto.MAC
-	buf  []byte
-	f    aoe.Frame
+	span  span
+	e     *Export
+	src   proto.MAC
+	buf   []byte
+	f     aoe.Frame
+	epoch uint64 // the export's epoch when admitted (epoch exports)
+	gated bool   // counted in the export's fence
 }
 
 func addr(shelf uint16, slot uint8) uint32 { return uint32(shelf)<<8 | uint32(slot) }
 
-// NewServer builds a server for the exports on link. It does not read from
-// the link until Serve.
+// maxBuffers bounds the frame buffers a server allocates, however many
+// exports it holds: beyond it, exports share the buffers they have.
+const maxBuffers = 8192
+
+// ErrExportExists is wrapped by AddExport for a shelf.slot already served.
+var ErrExportExists = errors.New("target: export address in use")
+
+// ErrNoExport is wrapped by RemoveExport for a shelf.slot not served.
+var ErrNoExport = errors.New("target: no such export")
+
+// NewServer builds a server for the exports on link (none is fine: add
+// them later with AddExport). It does not read from the link until Serve.
 func NewServer(link proto.Link, cfg Config, exports ...ExportConfig) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if len(exports) == 0 {
-		return nil, errors.New("target: no exports")
 	}
 	spf := aoe.SectorsPerFrame(link.MTU())
 	if spf < 1 {
 		return nil, fmt.Errorf("target: link MTU %d cannot carry one sector", link.MTU())
 	}
-	s := &Server{link: link, cfg: cfg, log: cfg.Logger, byAddr: map[uint32]*Export{}, spf: spf}
+	s := &Server{link: link, cfg: cfg, log: cfg.Logger, spf: spf}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	buffers := 0
+	t := &table{byAddr: map[uint32]*Export{}}
+	buffers := cfg.Workers
 	for _, ec := range exports {
 		e, err := newExport(ec)
 		if err != nil {
 			return nil, err
 		}
-		k := addr(ec.Shelf, ec.Slot)
-		if _, dup := s.byAddr[k]; dup {
-			return nil, fmt.Errorf("target: two exports at %d.%d", ec.Shelf, ec.Slot)
+		if _, dup := t.byAddr[addr(ec.Shelf, ec.Slot)]; dup {
+			return nil, fmt.Errorf("target: two exports at %d.%d: %w", ec.Shelf, ec.Slot, ErrExportExists)
 		}
-		s.byAddr[k] = e
-		s.exports = append(s.exports, e)
+		t = t.with(e)
 		buffers += ec.BufferCount
 	}
-	buffers += cfg.Workers
-	s.free = make(chan []byte, buffers)
-	for range buffers {
-		s.free <- make([]byte, link.MTU())
-	}
-	s.work = make(chan job, buffers)
-	if rb, ok := link.(interface{ SetReadBuffer(int) error }); ok {
-		_ = rb.SetReadBuffer(buffers * (link.MTU() + 256))
-	}
+	s.exports.Store(t)
+	buffers = min(buffers, maxBuffers)
+	s.free = make(chan []byte, maxBuffers)
+	s.work = make(chan job, maxBuffers)
+	s.grow(buffers)
 	return s, nil
 }
 
-// Exports returns the server's exports in the order given.
-func (s *Server) Exports() []*Export { return s.exports }
+// grow adds frame buffers until there are n (at most maxBuffers). It runs
+// under addMu, or before the server is shared.
+func (s *Server) grow(n int) {
+	n = min(n, maxBuffers)
+	if n <= s.buffers {
+		return
+	}
+	for ; s.buffers < n; s.buffers++ {
+		s.free <- make([]byte, s.link.MTU())
+	}
+	if rb, ok := s.link.(interface{ SetReadBuffer(int) error }); ok {
+		_ = rb.SetReadBuffer(n * (s.link.MTU() + 256))
+	}
+}
+
+// AddExport starts serving cfg, also while Serve runs: the export answers
+// at once and a Query Config answer announcing it is broadcast (when the
+// server is serving; Serve announces it otherwise). An address already
+// served is refused with an error wrapping ErrExportExists.
+func (s *Server) AddExport(cfg ExportConfig) (*Export, error) {
+	e, err := newExport(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.addMu.Lock()
+	t := s.exports.Load()
+	if _, dup := t.byAddr[addr(cfg.Shelf, cfg.Slot)]; dup {
+		s.addMu.Unlock()
+		return nil, fmt.Errorf("target: add export %d.%d: %w", cfg.Shelf, cfg.Slot, ErrExportExists)
+	}
+	s.grow(s.buffers + cfg.BufferCount)
+	s.exports.Store(t.with(e))
+	s.addMu.Unlock()
+	if s.serving.Load() {
+		s.announce(e)
+	}
+	return e, nil
+}
+
+// RemoveExport stops serving shelf.slot: frames for it get no answer from
+// then on, and it returns once the requests in flight have finished. The
+// caller owns the backend and may close it then. An address not served
+// is an error wrapping ErrNoExport.
+func (s *Server) RemoveExport(shelf uint16, slot uint8) error {
+	s.addMu.Lock()
+	t := s.exports.Load()
+	e := t.byAddr[addr(shelf, slot)]
+	if e == nil {
+		s.addMu.Unlock()
+		return fmt.Errorf("target: remove export %d.%d: %w", shelf, slot, ErrNoExport)
+	}
+	s.exports.Store(t.without(e))
+	s.addMu.Unlock()
+	e.drain()
+	return nil
+}
+
+// Exports returns the server's exports in the order they were added.
+func (s *Server) Exports() []*Export { return slices.Clone(s.exports.Load().list) }
+
+// Export returns the export at shelf.slot, or nil.
+func (s *Server) Export(shelf uint16, slot uint8) *Export {
+	return s.exports.Load().byAddr[addr(shelf, slot)]
+}
 
 // SectorsPerFrame is the most sectors one request may carry on this link.
 func (s *Server) SectorsPerFrame() int { return s.spf }
@@ -128,7 +217,9 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}()
 	}
-	for _, e := range s.exports {
+	s.serving.Store(true)
+	defer s.serving.Store(false)
+	for _, e := range s.exports.Load().list {
 		s.announce(e)
 	}
 	if br, ok := s.link.(proto.BatchReader); ok {
@@ -281,11 +372,12 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) (bool, *job) {
 		return false, nil
 	}
 	broadcast := f.Shelf == aoe.BroadcastShelf || f.Slot == aoe.BroadcastSlot
+	t := s.exports.Load()
 	var targets []*Export
-	if e := s.byAddr[addr(f.Shelf, f.Slot)]; e != nil {
+	if e := t.byAddr[addr(f.Shelf, f.Slot)]; e != nil {
 		targets = []*Export{e}
 	} else if broadcast {
-		for _, e := range s.exports {
+		for _, e := range t.list {
 			if (f.Shelf == aoe.BroadcastShelf || f.Shelf == e.cfg.Shelf) && (f.Slot == aoe.BroadcastSlot || f.Slot == e.cfg.Slot) {
 				targets = append(targets, e)
 			}
@@ -324,7 +416,20 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) (bool, *job) {
 				s.fail(e, &rep, f, code, src)
 				continue
 			}
+			if !e.ref() {
+				continue // removed meanwhile
+			}
 			j := job{e: e, src: src, buf: buf, f: f}
+			if e.fence.on && gated(f.ATA.CmdStatus) {
+				ep, code := e.fence.admit(src)
+				if code != 0 {
+					e.unref()
+					e.epochRefusals.Add(1)
+					s.fail(e, &rep, f, code, src)
+					continue
+				}
+				j.epoch, j.gated = ep, true
+			}
 			if e.order.admit(&j) {
 				if e.inline && (isRead(&j.f) || e.cfg.WriteBack && isWrite(&j.f)) {
 					return true, &j
@@ -345,6 +450,29 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) (bool, *job) {
 			e.reserveReply(&f.Reserve, src, &rep)
 			s.countErr(e, &rep)
 			s.send(&rep, src)
+		case aoe.CmdEpoch:
+			if broadcast {
+				continue
+			}
+			if f.Epoch.Op == aoe.EpochRegister && !e.mayChange(src) {
+				e.conflicts.Add(1)
+				s.fail(e, &rep, f, aoe.ErrTargetReserved, src)
+				continue
+			}
+			if f.Epoch.Op != aoe.EpochRead && f.Epoch.Op != aoe.EpochRegister {
+				s.fail(e, &rep, f, aoe.ErrBadArgument, src)
+				continue
+			}
+			if !e.ref() {
+				continue
+			}
+			// A registration may raise the epoch, which calls OnEpoch
+			// and waits for older requests: never on the reader.
+			go func() {
+				defer e.unref()
+				rep.Epoch = e.fence.register(src, f.Epoch)
+				s.send(&rep, src)
+			}()
 		default:
 			if !broadcast {
 				s.fail(e, &rep, f, aoe.ErrUnrecognizedCommand, src)
@@ -392,7 +520,7 @@ func (s *Server) fail(e *Export, rep *aoe.Frame, req aoe.Frame, code aoe.ErrorCo
 	e.aoeErrors.Add(1)
 	rep.Flags |= aoe.FlagError
 	rep.Error = code
-	rep.ATA, rep.Config, rep.MACMask, rep.Reserve = req.ATA, req.Config, req.MACMask, req.Reserve
+	rep.ATA, rep.Config, rep.MACMask, rep.Reserve, rep.Epoch = req.ATA, req.Config, req.MACMask, req.Reserve, req.Epoch
 	rep.Data = nil
 	if rep.Command >= aoe.CmdVendorLo || rep.Command > aoe.CmdReserve {
 		rep.Command = req.Command
@@ -425,11 +553,29 @@ func (s *Server) doATA(j job) {
 
 // execATA executes j and marshals its reply into j.buf, returning its length.
 func (s *Server) execATA(j *job) (int, bool) {
-	data := j.buf[aoe.HeaderLen+aoe.ATAHeaderLen:]
-	rep, n := j.e.ata(j.f.ATA, data)
-	f := aoe.Frame{Header: j.f.Header, ATA: rep, Data: data[:n]}
+	f := aoe.Frame{Header: j.f.Header}
 	f.Flags = aoe.FlagResponse
 	f.Shelf, f.Slot = j.e.cfg.Shelf, j.e.cfg.Slot
+	if j.gated && !j.e.fence.still(j.src, j.epoch) {
+		// The epoch rose while the request waited: it is stale now.
+		j.e.epochRefusals.Add(1)
+		j.e.aoeErrors.Add(1)
+		f.Flags |= aoe.FlagError
+		f.Error, f.ATA = aoe.ErrEpochStale, j.f.ATA
+	} else {
+		data := j.buf[aoe.HeaderLen+aoe.ATAHeaderLen:]
+		rep, n, nospace := j.e.ata(j.f.ATA, data)
+		f.ATA, f.Data = rep, data[:n]
+		if nospace {
+			j.e.noSpace.Add(1)
+			if j.e.fence.registered(j.src) {
+				// The source speaks mvstack's vendor errors.
+				j.e.aoeErrors.Add(1)
+				f.Flags |= aoe.FlagError
+				f.Error, f.ATA, f.Data = aoe.ErrNoSpace, j.f.ATA, nil
+			}
+		}
+	}
 	m, err := f.MarshalTo(j.buf)
 	if err != nil {
 		s.log.Warn("aoe target: marshal ATA reply", "err", err)
@@ -444,4 +590,8 @@ func (s *Server) finishATA(j *job) {
 	for _, r := range j.e.order.done(j) {
 		s.work <- r
 	}
+	if j.gated {
+		j.e.fence.leave(j.epoch)
+	}
+	j.e.unref()
 }
