@@ -29,6 +29,9 @@ type Report struct {
 	At         time.Time // when this replica received it; zero = now
 	Inventory  *state.Inventory
 	Monitoring *state.Monitoring
+	// Session is the node process's control-protocol session epoch (new
+	// at every start; 0 = unknown): a new one means the node restarted.
+	Session uint64
 }
 
 // NodeSource is the controller's node-facing side. The Ethernet control

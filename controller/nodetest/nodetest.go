@@ -1,7 +1,9 @@
 // Package nodetest is an in-memory controller.NodeSource: simulated nodes
 // that answer discovery with their inventory, send heartbeats, answer probes
 // while alive, and refuse commands from a raft term older than the newest
-// they have seen, as real nodes do over the control protocol.
+// they have seen, as real nodes do over the control protocol. The nodes
+// also answer the storage methods (volumes.Nodes: assign, attach, detach,
+// status, repair, fence) and record every such call (storage.go).
 package nodetest
 
 import (
@@ -13,6 +15,7 @@ import (
 
 	"github.com/mvstack/mvstack/controller"
 	"github.com/mvstack/mvstack/controller/state"
+	"github.com/mvstack/mvstack/node/nodeclient"
 	"github.com/mvstack/mvstack/proto"
 )
 
@@ -24,11 +27,15 @@ var (
 )
 
 type node struct {
-	mac   proto.MAC
-	inv   state.Inventory
-	mon   state.Monitoring
-	alive bool
-	term  uint64 // newest term seen
+	mac     proto.MAC
+	inv     state.Inventory
+	mon     state.Monitoring
+	alive   bool
+	term    uint64 // newest term seen
+	session uint64 // control-protocol session epoch, new at each Restart
+	// storage (storage.go)
+	assigned []nodeclient.ReplicaAssignment
+	attached map[string]nodeclient.VolumeStatus
 }
 
 // Directory is a set of simulated nodes shared by every replica of a test
@@ -38,6 +45,9 @@ type Directory struct {
 	nodes   map[string]*node
 	subs    map[chan controller.Report]struct{}
 	refused int
+	// storage (storage.go)
+	calls []Call
+	hook  func(ctx context.Context, c Call) (any, error)
 }
 
 var _ controller.NodeSource = (*Directory)(nil)
@@ -51,7 +61,7 @@ func New() *Directory {
 func (d *Directory) Add(mac proto.MAC, inv state.Inventory) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.nodes[mac.NodeID()] = &node{mac: mac, inv: inv, alive: true}
+	d.nodes[mac.NodeID()] = &node{mac: mac, inv: inv, alive: true, session: 1, attached: map[string]nodeclient.VolumeStatus{}}
 }
 
 // SetAlive kills (false) or revives (true) a node: a dead node sends no
@@ -101,7 +111,7 @@ func (d *Directory) Beat() {
 	for _, n := range d.nodes {
 		if n.alive {
 			m := n.mon
-			rs = append(rs, controller.Report{MAC: n.mac, At: time.Now(), Monitoring: &m})
+			rs = append(rs, controller.Report{MAC: n.mac, At: time.Now(), Monitoring: &m, Session: n.session})
 		}
 	}
 	d.mu.Unlock()
@@ -169,7 +179,7 @@ func (d *Directory) Discover(ctx context.Context, term uint64) error {
 	for _, n := range d.nodes {
 		if n.alive && d.accept(n, term) == nil {
 			inv := n.inv
-			rs = append(rs, controller.Report{MAC: n.mac, At: time.Now(), Inventory: &inv})
+			rs = append(rs, controller.Report{MAC: n.mac, At: time.Now(), Inventory: &inv, Session: n.session})
 		}
 	}
 	d.mu.Unlock()
