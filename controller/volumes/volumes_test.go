@@ -448,7 +448,9 @@ func TestAttachRules(t *testing.T) {
 	r.dir.SetStorageHook(nil)
 }
 
-func contains(err error, s string) bool { return err != nil && len(s) > 0 && stringsContains(err.Error(), s) }
+func contains(err error, s string) bool {
+	return err != nil && len(s) > 0 && stringsContains(err.Error(), s)
+}
 
 // fenceOrder makes every MethodFence check that raft already holds the
 // epoch it carries, and records the epochs seen.
