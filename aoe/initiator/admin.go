@@ -24,6 +24,11 @@ func (d *Device) exchange(ctx context.Context, f aoe.Frame) (aoe.Frame, error) {
 	if p == nil {
 		return aoe.Frame{}, ErrNoTarget
 	}
+	return d.exchangeOn(ctx, p, f)
+}
+
+// exchangeOn is exchange on path p.
+func (d *Device) exchangeOn(ctx context.Context, p *path, f aoe.Frame) (aoe.Frame, error) {
 	f.Version = aoe.Version
 	var (
 		wg  sync.WaitGroup

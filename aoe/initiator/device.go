@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mvstack/mvstack/aoe"
@@ -25,6 +26,7 @@ type Device struct {
 
 	paths []*path // guarded by in.mu
 	wake  chan struct{}
+	epoch atomic.Uint64 // set by SetEpoch; 0: none
 }
 
 var (
@@ -109,6 +111,9 @@ type PathInfo struct {
 	// Sent counts frames sent on the path, Retransmits the share of them
 	// that were retransmissions, Replies the replies matched.
 	Sent, Retransmits, Replies uint64
+	// Epoch is the target's epoch as its last successful registration
+	// answered (0: not registered, or the target keeps no epoch).
+	Epoch uint64
 }
 
 // Paths returns the device's paths.
@@ -118,7 +123,7 @@ func (d *Device) Paths() []PathInfo {
 	out := make([]PathInfo, len(d.paths))
 	for i, p := range d.paths {
 		out[i] = PathInfo{TargetInfo: p.info, Window: int(p.cwnd), InFlight: p.inflight, SRTT: p.srtt, RTO: p.rto,
-			Sent: p.sent, Retransmits: p.retransmits, Replies: p.replies}
+			Sent: p.sent, Retransmits: p.retransmits, Replies: p.replies, Epoch: p.epoch}
 	}
 	return out
 }
@@ -226,12 +231,19 @@ func (d *Device) send(ctx context.Context, cmd uint8, lba uint64, count int, buf
 	if err != nil {
 		return err
 	}
-	d.in.start(d.request(p, cmd, lba, count, buf, write, done), p)
+	d.in.start(d.request(ctx, p, cmd, lba, count, buf, write, done), p)
 	return nil
 }
 
-// request builds an ATA request holding a window slot of p.
-func (d *Device) request(p *path, cmd uint8, lba uint64, count int, buf []byte, write bool, done func(error)) *request {
+// request builds an ATA request holding a window slot of p. When the
+// target refuses it because it does not know this initiator at its epoch
+// (it restarted, or p is new) and the device's epoch is set, the device
+// registers on p again and sends the request once more.
+func (d *Device) request(ctx context.Context, p *path, cmd uint8, lba uint64, count int, buf []byte, write bool, done func(error)) *request {
+	return d.requestOnce(ctx, p, cmd, lba, count, buf, write, false, done)
+}
+
+func (d *Device) requestOnce(ctx context.Context, p *path, cmd uint8, lba uint64, count int, buf []byte, write, retried bool, done func(error)) *request {
 	fl := aoe.ATAFlagExtended
 	var data []byte
 	if write {
@@ -250,6 +262,24 @@ func (d *Device) request(p *path, cmd uint8, lba uint64, count int, buf []byte, 
 	r.cb = func(f *aoe.Frame, err error) {
 		if err == nil {
 			err = replyError(opName(&r.frame), f, lba)
+		}
+		if !retried && errors.Is(err, ErrEpochUnregistered) && d.epoch.Load() != 0 {
+			// The request is done, so r.cur and r.regGen no longer
+			// change. Registering takes a round trip: not on the
+			// reader goroutine that runs this callback.
+			q, gen := r.cur, r.regGen
+			go func() {
+				if err := d.reregister(ctx, q, gen); err != nil {
+					done(err)
+					return
+				}
+				again := d.requestOnce(ctx, q, cmd, lba, count, buf, write, true, done)
+				d.in.mu.Lock()
+				q.inflight++
+				d.in.mu.Unlock()
+				d.in.start(again, q)
+			}()
+			return
 		}
 		if err == nil && !write && len(buf) > 0 {
 			if len(f.Data) < len(buf) {
@@ -303,7 +333,7 @@ func (d *Device) rw(ctx context.Context, buf []byte, lba uint64, write bool) err
 		for range n {
 			chunk := buf[off:min(off+step, len(buf))]
 			wg.Add(1)
-			reqs = append(reqs, d.request(p, cmd, lba+uint64(off/aoe.SectorSize), len(chunk)/aoe.SectorSize, chunk, write, done))
+			reqs = append(reqs, d.request(ctx, p, cmd, lba+uint64(off/aoe.SectorSize), len(chunk)/aoe.SectorSize, chunk, write, done))
 			off += len(chunk)
 		}
 		d.in.startAll(reqs, p)
@@ -442,18 +472,7 @@ func (d *Device) flushOn(ctx context.Context, m proto.MAC, cmd uint8) error {
 	var wg sync.WaitGroup
 	var err error
 	wg.Add(1)
-	r := &request{dev: d, slot: p, frame: aoe.Frame{
-		Header: aoe.Header{Version: aoe.Version, Command: aoe.CmdATA},
-		ATA:    aoe.ATAArg{Flags: aoe.ATAFlagExtended, CmdStatus: cmd},
-	}}
-	r.cb = func(f *aoe.Frame, e error) {
-		if e == nil {
-			e = replyError("flush", f, 0)
-		}
-		err = e
-		wg.Done()
-	}
-	d.in.start(r, p)
+	d.in.start(d.request(ctx, p, cmd, 0, 0, nil, false, func(e error) { err = e; wg.Done() }), p)
 	wg.Wait()
 	return err
 }

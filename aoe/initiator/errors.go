@@ -3,6 +3,7 @@ package initiator
 import (
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/mvstack/mvstack/aoe"
 	"github.com/mvstack/mvstack/aoe/ata"
@@ -24,11 +25,26 @@ var (
 	ErrConfigPresent = errors.New("aoe: config string present (AoE error 4)")
 	ErrVersion       = errors.New("aoe: unsupported version (AoE error 5)")
 	ErrReserved      = errors.New("aoe: target is reserved (AoE error 6)")
+
+	// ErrStaleEpoch: the target holds a newer epoch than the device's,
+	// so this initiator is fenced (mvstack vendor error 0xF1, or a
+	// registration answered "stale").
+	ErrStaleEpoch = errors.New("aoe: stale epoch: the target holds a newer one")
+	// ErrEpochUnregistered: the target keeps an epoch and does not know
+	// this initiator (mvstack vendor error 0xF0). A device whose epoch is
+	// set registers again and retries once before returning it.
+	ErrEpochUnregistered = errors.New("aoe: not registered at the target's epoch")
+	// ErrEpochRefused: the target could not make a new epoch durable.
+	ErrEpochRefused = errors.New("aoe: target refused the new epoch")
+	// ErrNoSpace: the target's backend ran out of space (mvstack vendor
+	// error 0xF2, sent to registered initiators). It matches
+	// syscall.ENOSPC.
+	ErrNoSpace = fmt.Errorf("aoe: no space left on the target: %w", syscall.ENOSPC)
 )
 
 // Error describes a request a target refused or failed.
 type Error struct {
-	Op     string // "read", "write", "flush", "identify", "config", "reserve", "mask"
+	Op     string // "read", "write", "flush", "identify", "config", "reserve", "mask", "epoch"
 	Shelf  uint16
 	Slot   uint8
 	LBA    uint64
@@ -62,6 +78,12 @@ func aoeSentinel(c aoe.ErrorCode) error {
 		return ErrVersion
 	case aoe.ErrTargetReserved:
 		return ErrReserved
+	case aoe.ErrEpochUnregistered:
+		return ErrEpochUnregistered
+	case aoe.ErrEpochStale:
+		return ErrStaleEpoch
+	case aoe.ErrNoSpace:
+		return ErrNoSpace
 	}
 	return fmt.Errorf("aoe: error %d", c)
 }

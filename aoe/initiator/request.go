@@ -33,6 +33,13 @@ type path struct {
 	// back when the cut proves spurious (the "lost" request's first
 	// transmission is answered after all).
 	undoCwnd, undoSsthresh float64
+
+	// regMu serialises epoch registrations on the path; regGen counts
+	// the successful ones (guarded by in.mu) and epoch is the epoch the
+	// target answered with the last one.
+	regMu  sync.Mutex
+	regGen uint64
+	epoch  uint64
 }
 
 // minReorder is the least number of requests sent after r on the same path
@@ -108,6 +115,7 @@ type request struct {
 	overtaken int    // later requests on cur answered since
 	fast      bool   // fast-retransmitted already
 	cutBy     bool   // its fast retransmission cut the window
+	regGen    uint64 // cur.regGen at the latest transmission
 	// cb runs once, with the reply (valid only during the call) or an error.
 	cb func(f *aoe.Frame, err error)
 }
@@ -213,6 +221,7 @@ func (in *Initiator) transmit(r *request, p *path) sendable {
 		r.cur.forget(r)
 	}
 	r.cur = p
+	r.regGen = p.regGen
 	p.sent++
 	if r.retries > 0 {
 		p.retransmits++
@@ -390,6 +399,8 @@ func opName(f *aoe.Frame) string {
 		return "mask"
 	case aoe.CmdReserve:
 		return "reserve"
+	case aoe.CmdEpoch:
+		return "epoch"
 	}
 	return "vendor"
 }

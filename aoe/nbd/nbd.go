@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 )
 
 // Device is what an export serves.
@@ -442,7 +443,7 @@ func (s *Server) do(e *Export, r *request) ([]byte, uint32) {
 		buf := make([]byte, r.length)
 		if _, err := e.Device.ReadAt(buf, int64(r.off)); err != nil && !errors.Is(err, io.EOF) {
 			s.log.Warn("nbd: read", "off", r.off, "len", r.length, "err", err)
-			return nil, errIO
+			return nil, errno(err)
 		}
 		return buf, 0
 	case cmdWrite, cmdWriteZeroes:
@@ -461,18 +462,19 @@ func (s *Server) do(e *Export, r *request) ([]byte, uint32) {
 		}
 		if _, err := e.Device.WriteAt(data, int64(r.off)); err != nil {
 			s.log.Warn("nbd: write", "off", r.off, "len", r.length, "err", err)
-			return nil, errIO
+			return nil, errno(err)
 		}
 		if r.flags&cmdFlagFUA != 0 {
 			if err := e.Device.Flush(); err != nil {
-				return nil, errIO
+				s.log.Warn("nbd: flush (FUA)", "err", err)
+				return nil, errno(err)
 			}
 		}
 		return nil, 0
 	case cmdFlush:
 		if err := e.Device.Flush(); err != nil {
 			s.log.Warn("nbd: flush", "err", err)
-			return nil, errIO
+			return nil, errno(err)
 		}
 		return nil, 0
 	case cmdTrim:
@@ -484,10 +486,28 @@ func (s *Server) do(e *Export, r *request) ([]byte, uint32) {
 		}
 		if t, ok := e.Device.(Trimmer); ok {
 			if err := t.Trim(int64(r.off), int64(r.length)); err != nil {
-				return nil, errIO
+				s.log.Warn("nbd: trim", "off", r.off, "len", r.length, "err", err)
+				return nil, errno(err)
 			}
 		}
 		return nil, 0
 	}
 	return nil, errInval
+}
+
+// errno maps a device error to the NBD error the client sees: ENOSPC
+// (a thin pool out of space: QEMU's werror=enospc pauses the guest rather
+// than failing it), EPERM and EROFS as EPERM, EINVAL as EINVAL, and
+// everything else (a fenced or stale writer, a medium error, a timeout)
+// as EIO.
+func errno(err error) uint32 {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return errNoSpc
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EACCES):
+		return errPerm
+	case errors.Is(err, syscall.EINVAL):
+		return errInval
+	}
+	return errIO
 }

@@ -203,6 +203,8 @@ func (s *Server) Malformed() uint64 { return s.malformed.Load() }
 // answers requests until ctx is done or the link fails. It returns nil when
 // ctx ends it.
 func (s *Server) Serve(ctx context.Context) error {
+	// A deadline left by an earlier Serve on the same link is cleared.
+	_ = s.link.SetReadDeadline(time.Time{})
 	stop := context.AfterFunc(ctx, func() { _ = s.link.SetReadDeadline(time.Now()) })
 	defer stop()
 	var wg sync.WaitGroup
