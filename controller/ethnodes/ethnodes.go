@@ -205,7 +205,7 @@ func (s *Source) learn(mac proto.MAC) *known {
 func (s *Source) onHeartbeat(from proto.MAC, hb nodeclient.Heartbeat) {
 	s.learn(from)
 	m := Monitoring(hb)
-	s.publish(controller.Report{MAC: from, At: time.Now(), Monitoring: &m})
+	s.publish(controller.Report{MAC: from, At: time.Now(), Monitoring: &m, Session: hb.Epoch})
 }
 
 // Discover implements controller.NodeSource: it broadcasts
@@ -269,7 +269,7 @@ func (s *Source) fetch(ctx context.Context, f nodeclient.Found) {
 		k.summary, k.fetched = hardwareOf(f.Summary), true
 	}
 	s.mu.Unlock()
-	s.publish(controller.Report{MAC: f.From, At: time.Now(), Inventory: &inv})
+	s.publish(controller.Report{MAC: f.From, At: time.Now(), Inventory: &inv, Session: info.Epoch})
 }
 
 // Probe implements controller.NodeSource: a node.probe call carrying term.
@@ -292,7 +292,7 @@ func (s *Source) Probe(ctx context.Context, id string, term uint64) error {
 		return fmt.Errorf("ethnodes: probe %s (%s) in term %d: %w", id, mac, term, err)
 	}
 	m := Monitoring(hb)
-	s.publish(controller.Report{MAC: mac, At: time.Now(), Monitoring: &m})
+	s.publish(controller.Report{MAC: mac, At: time.Now(), Monitoring: &m, Session: hb.Epoch})
 	return nil
 }
 
