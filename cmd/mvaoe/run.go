@@ -45,6 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					&cli.BoolFlag{Name: "direct", Aliases: []string{"d"}, Usage: "open FILE with O_DIRECT (bypass the page cache)"},
 					&cli.IntFlag{Name: "workers", Value: target.DefaultConfig().Workers, Usage: "parallel I/O workers"},
 					&cli.StringSliceFlag{Name: "export", Usage: "another export on the same interface, as SHELF.SLOT=FILE (repeatable)"},
+					&cli.Uint64Flag{Name: "epoch", Usage: "keep an epoch starting at N (replicated volumes): ATA I/O only from initiators registered at the current epoch (see mvaoe epoch); 0 = a standard AoE target"},
 					&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile to this file"},
 				},
 				Action: func(c *cli.Context) error { return serve(c, stderr) },
@@ -66,6 +67,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					&cli.DurationFlag{Name: "wait", Value: time.Second, Usage: "how long to collect answers"},
 				},
 				Action: func(c *cli.Context) error { return stat(c, stdout, stderr) },
+			},
+			{
+				Name:      "epoch",
+				Usage:     "register this host at epoch N with every target of SHELF.SLOT (raising it), or read the epoch; prints the current epoch",
+				ArgsUsage: "SHELF.SLOT [N]",
+				Description: "With N, registers this host's MAC at epoch N with every target serving SHELF.SLOT (mvstack's\n" +
+					"vendor command 0xF0): a target at an older epoch raises it to N, so initiators registered\n" +
+					"before are fenced; a target at a newer epoch refuses (\"stale\", exit status 1). Without N,\n" +
+					"reads the epoch. Standard targets (vblade) do not know the command.",
+				Flags: []cli.Flag{
+					&cli.StringSliceFlag{Name: "iface", Aliases: []string{"i"}, Required: true, Usage: "interface to reach the target on (repeatable: multipath)"},
+					&cli.DurationFlag{Name: "wait", Value: time.Second, Usage: "how long discovery collects answers"},
+				},
+				Action: func(c *cli.Context) error { return epoch(c, stdout, stderr) },
 			},
 			{
 				Name:      "nbd",
@@ -182,6 +197,13 @@ func serve(c *cli.Context, stderr io.Writer) error {
 		ec.Shelf, ec.Slot, ec.Backend = s.shelf, s.slot, b
 		ec.ReadOnly, ec.WriteBack = c.Bool("read-only"), c.Bool("write-back")
 		ec.BufferCount, ec.Config, ec.MACMask = c.Int("buffers"), c.String("config"), mask
+		if ec.Epoch = c.Uint64("epoch"); ec.Epoch > 0 {
+			log := logger(c, stderr)
+			ec.OnEpoch = func(e uint64) error {
+				log.Info("epoch raised", "export", fmt.Sprintf("%d.%d", s.shelf, s.slot), "epoch", e)
+				return nil
+			}
+		}
 		exports = append(exports, ec)
 	}
 	link, err := proto.OpenPacketLink(iface, proto.EtherTypeAoE, nil)
@@ -208,8 +230,12 @@ func serve(c *cli.Context, stderr io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	for _, e := range exports {
-		fmt.Fprintf(stderr, "serving %d.%d on %s (%s), %d sectors, %d sectors per frame\n",
+		fmt.Fprintf(stderr, "serving %d.%d on %s (%s), %d sectors, %d sectors per frame",
 			e.Shelf, e.Slot, iface, link.Addr(), e.Backend.Size()/aoe.SectorSize, srv.SectorsPerFrame())
+		if e.Epoch > 0 {
+			fmt.Fprintf(stderr, ", epoch %d", e.Epoch)
+		}
+		fmt.Fprintln(stderr)
 	}
 	return srv.Serve(c.Context)
 }
@@ -292,6 +318,44 @@ func stat(c *cli.Context, stdout, stderr io.Writer) error {
 		tw.Flush()
 		return errors.Join(errs...)
 	})
+}
+
+// epoch registers at an epoch by hand, or reads it.
+func epoch(c *cli.Context, stdout, stderr io.Writer) error {
+	if c.NArg() < 1 || c.NArg() > 2 {
+		return fmt.Errorf("epoch wants SHELF.SLOT [N], got %d arguments (see mvaoe epoch --help)", c.NArg())
+	}
+	shelf, slot, err := parseAddr(c.Args().Get(0))
+	if err != nil {
+		return err
+	}
+	var n uint64
+	if c.NArg() == 2 {
+		if n, err = strconv.ParseUint(c.Args().Get(1), 0, 64); err != nil || n == 0 {
+			return fmt.Errorf("epoch %q: want a number from 1 to 2^64-1", c.Args().Get(1))
+		}
+	}
+	in, done, err := newInitiator(c, stderr)
+	if err != nil {
+		return err
+	}
+	defer done()
+	d, err := in.Open(c.Context, shelf, slot)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if n > 0 {
+		if err := d.SetEpoch(c.Context, n); err != nil {
+			return err
+		}
+	}
+	cur, err := d.TargetEpoch(c.Context)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, cur)
+	return nil
 }
 
 // serveNBD serves an AoE device as an NBD export.
