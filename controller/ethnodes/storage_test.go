@@ -179,7 +179,7 @@ func TestReportsCarryTheNodeSession(t *testing.T) {
 		// A restarted node has a new session.
 		r.kill(nodeMAC(0))
 		b := r.node(nodeMAC(0), ctl1, smallHardware())
-		got = collect(t, reports, 3*time.Second, func(rs []controller.Report) bool {
+		collect(t, reports, 3*time.Second, func(rs []controller.Report) bool {
 			return len(rs) > 0 && rs[len(rs)-1].Session == b.Heartbeat().Epoch
 		})
 		if b.Heartbeat().Epoch == want {
