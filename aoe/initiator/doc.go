@@ -29,6 +29,17 @@
 // window, and a request that times out is retransmitted on another path
 // when one is alive.
 //
+// # Epochs
+//
+// [Device.SetEpoch] registers the initiator at a replicated volume's epoch
+// with every target of the device (mvstack's vendor command aoe.CmdEpoch).
+// I/O a target refuses because a newer epoch exists fails with
+// [ErrStaleEpoch], without retries. When a target no longer knows the
+// initiator (it restarted), a device whose epoch is set registers again
+// and retries the request once. A target out of space answers registered
+// initiators with a vendor error that becomes [ErrNoSpace], which matches
+// syscall.ENOSPC.
+//
 // # Errors
 //
 // ATA status and error bits and AoE error codes come back as an [*Error]

@@ -11,6 +11,23 @@
 // List and Reserve/Release. On start the server broadcasts a Query Config
 // response for each export so initiators learn of it at once.
 //
+// Exports may be added and removed while the server runs
+// ([Server.AddExport], [Server.RemoveExport]); a server may start with
+// none. The export table is copy-on-write behind an atomic pointer.
+//
+// # Epochs and ENOSPC (mvstack vendor extensions)
+//
+// An export configured with Epoch > 0 keeps a current epoch for a
+// replicated volume. Initiators register at an epoch with the vendor
+// command aoe.CmdEpoch; registering at a newer epoch raises the export's
+// (after ExportConfig.OnEpoch persisted it, and after every request
+// admitted at an older epoch finished). ATA reads, writes and flushes from
+// a MAC not registered at the current epoch are refused with the vendor
+// errors aoe.ErrEpochUnregistered or aoe.ErrEpochStale and never reach the
+// backend. With Epoch 0 the export is a standard AoE target. A write that
+// fails with ENOSPC answers registered initiators aoe.ErrNoSpace and
+// everyone else ATA ABRT.
+//
 // # Concurrency
 //
 // The reader hands writes, flushes and O_DIRECT reads to a pool of workers
