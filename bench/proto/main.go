@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -33,7 +34,17 @@ func main() {
 	calls := flag.Int("calls", 20000, "64-byte round trips per protocol")
 	mib := flag.Int("mib", 300, "1 MiB messages per protocol")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	tracefile := flag.String("trace", "", "write an execution trace of the run to this file")
 	flag.Parse()
+	if *tracefile != "" {
+		f, err := os.Create(*tracefile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/proto:", err)
+			os.Exit(1)
+		}
+		trace.Start(f)
+		defer trace.Stop()
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
