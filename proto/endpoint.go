@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -121,6 +122,11 @@ type Endpoint struct {
 	wg     sync.WaitGroup
 
 	stats counters
+
+	jobs        chan job // to idle handler goroutines
+	idleWorkers atomic.Int32
+
+	handedOff bool // the read loop woke a caller or a handler; read loop only
 }
 
 type peerEpoch struct {
@@ -169,6 +175,7 @@ func NewEndpoint(link Link, cfg Config) (*Endpoint, error) {
 		replay:      make(map[peerEpoch]*replayWindow),
 		refusedTo:   make(map[MAC]time.Time),
 		bcastCache:  make(map[bcastKey][]byte),
+		jobs:        make(chan job),
 		ctx:         ctx,
 		cancel:      cancel,
 	}
@@ -334,6 +341,12 @@ func (e *Endpoint) readLoop() {
 		}
 		for _, f := range frames {
 			e.handleFrame(f.Payload, f.Src, f.Dst)
+		}
+		if e.handedOff {
+			// A caller or handler is waiting to run on this P: let it run
+			// now instead of after our next, probably empty, read.
+			e.handedOff = false
+			runtime.Gosched()
 		}
 	}
 }
@@ -548,10 +561,49 @@ func (e *Endpoint) gotRefused(src MAC) {
 
 func (e *Endpoint) drop(r DropReason) { e.stats.drops[r].Add(1) }
 
+// job is a request or one-way message for a handler.
+type job struct {
+	p *peer
+	m message
+}
+
+// maxIdleWorkers is how many handler goroutines may wait for the next
+// request. A waiting goroutine keeps the stack it grew, and handing it a
+// request costs less than starting one.
+const maxIdleWorkers = 16
+
+// startServe runs the handler of m on an idle worker, or on a new one.
+func (e *Endpoint) startServe(p *peer, m message) {
+	select {
+	case e.jobs <- job{p, m}:
+	default:
+		e.wg.Add(1)
+		go e.worker(job{p, m})
+	}
+}
+
+func (e *Endpoint) worker(j job) {
+	defer e.wg.Done()
+	for {
+		e.serve(j.p, j.m)
+		j = job{}
+		if e.idleWorkers.Add(1) > maxIdleWorkers {
+			e.idleWorkers.Add(-1)
+			return
+		}
+		select {
+		case j = <-e.jobs:
+			e.idleWorkers.Add(-1)
+		case <-e.ctx.Done():
+			e.idleWorkers.Add(-1)
+			return
+		}
+	}
+}
+
 // serve runs the handler of a request or one-way message that arrived on
 // p's stream, and queues the answer.
 func (e *Endpoint) serve(p *peer, m message) {
-	defer e.wg.Done()
 	out := e.run(p.mac, m, false)
 	if m.kind == kindOneway {
 		return

@@ -44,7 +44,7 @@ type peer struct {
 	inflight []*segment
 	queue    []*outMsg
 	rtt      rttEstimator
-	rtxTimer *time.Timer
+	rtxTimer lazyTimer
 	lastSent time.Time // when a segment last went out
 	highSack uint32    // the highest segment the peer holds out of order
 	haveSack bool
@@ -58,7 +58,8 @@ type peer struct {
 	reasmLen uint32
 	discard  bool
 	ackOwed  int
-	ackTimer *time.Timer
+	ackSince time.Time // when the first segment not yet acknowledged arrived
+	ackTimer lazyTimer
 
 	// liveness
 	lastHeard  time.Time
@@ -205,8 +206,7 @@ func (p *peer) sealData(s *segment, buf []byte, now time.Time) []byte {
 	d := Data{Stream: p.sid, Seq: s.seq, Frag: s.frag, MsgLen: s.msgLen, Payload: s.data}
 	if p.rid != 0 {
 		d.AckStream, d.Ack, d.Window = p.rid, p.rcvNxt, p.rcvWindow()
-		p.ackOwed = 0
-		stopTimer(p.ackTimer)
+		p.ackOwed = 0 // the ack timer finds nothing owed
 	}
 	n := d.marshal(buf[HeaderLen:])
 	s.sentAt = now
@@ -273,13 +273,12 @@ func (p *peer) armRtx(now time.Time) {
 		}
 	}
 	if !outstanding {
-		stopTimer(p.rtxTimer)
-		return
+		return // a pending expiry finds nothing to do
 	}
 	if !p.tlpSent {
 		earlier(p.lastSent.Add(p.probeTimeout()))
 	}
-	p.rtxTimer = resetTimer(p.rtxTimer, max(at.Sub(now), 0), p.onRtxTimer)
+	p.rtxTimer.arm(now, at, p.onRtxTimer)
 }
 
 // maxBurst bounds how many segments one timer expiry sends again.
@@ -288,6 +287,7 @@ const maxBurst = 64
 func (p *peer) onRtxTimer() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.rtxTimer.fired()
 	if p.closed || len(p.inflight) == 0 {
 		return
 	}
@@ -445,7 +445,7 @@ func (p *peer) onFrame(h Header, body []byte, now time.Time) {
 			return
 		}
 		p.onAckOf(d.AckStream, d.Ack, d.Window, nil, now)
-		deliver = p.onData(d)
+		deliver = p.onData(d, now)
 	}
 	p.mu.Unlock()
 	for _, m := range deliver {
@@ -455,7 +455,7 @@ func (p *peer) onFrame(h Header, body []byte, now time.Time) {
 
 // onData takes one segment of the peer's stream and returns the messages
 // it completes.
-func (p *peer) onData(d Data) []message {
+func (p *peer) onData(d Data, now time.Time) []message {
 	if d.Stream != p.rid {
 		if p.rid != 0 && d.Stream < p.rid {
 			p.e.drop(DropStaleStream)
@@ -503,11 +503,14 @@ func (p *peer) onData(d Data) []message {
 		}
 		p.rcvNxt++
 	}
+	if p.ackOwed == 0 {
+		p.ackSince = now
+	}
 	p.ackOwed++
 	if hadGap || p.ackOwed >= ackEvery || p.e.cfg.DelayedAck == 0 {
 		p.sendAck()
 	} else {
-		p.ackTimer = resetTimer(p.ackTimer, p.e.cfg.DelayedAck, p.onAckTimer)
+		p.ackTimer.arm(now, p.ackSince.Add(p.e.cfg.DelayedAck), p.onAckTimer)
 	}
 	return out
 }
@@ -575,14 +578,15 @@ func (p *peer) refuseTooLarge(first []byte) {
 func (p *peer) dispatch(m message) {
 	switch m.kind {
 	case kindRequest, kindOneway:
-		p.e.wg.Add(1)
-		go p.e.serve(p, m)
+		p.e.handedOff = true
+		p.e.startServe(p, m)
 	case kindResponse, kindError:
 		p.mu.Lock()
 		c := p.calls[m.id]
 		delete(p.calls, m.id)
 		p.mu.Unlock()
 		if c != nil {
+			p.e.handedOff = true
 			c.done <- callResult{m: m}
 		}
 	}
@@ -596,7 +600,6 @@ func (p *peer) rcvWindow() uint32 {
 // arrived beyond a gap.
 func (p *peer) sendAck() {
 	p.ackOwed = 0
-	stopTimer(p.ackTimer)
 	a := Ack{Stream: p.rid, Ack: p.rcvNxt, Window: p.rcvWindow(), SACK: p.sackRanges()}
 	n := a.marshal(p.txbuf[HeaderLen:])
 	p.e.sendFrame(p.txbuf, Header{Type: FrameAck, DstEpoch: p.epoch}, p.mac, n)
@@ -611,9 +614,16 @@ func (p *peer) sendProbe() {
 func (p *peer) onAckTimer() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.closed && p.ackOwed > 0 {
-		p.sendAck()
+	p.ackTimer.fired()
+	if p.closed || p.ackOwed == 0 {
+		return
 	}
+	now := time.Now()
+	if at := p.ackSince.Add(p.e.cfg.DelayedAck); now.Before(at) {
+		p.ackTimer.arm(now, at, p.onAckTimer) // an earlier expiry, for an ack sent since
+		return
+	}
+	p.sendAck()
 }
 
 // sackRanges lists the runs of out-of-order segments held, lowest first.
@@ -779,7 +789,7 @@ func (p *peer) failAll(err error) {
 	p.haveSack, p.tlpSent = false, false
 	p.sid = 0
 	p.hello = 0
-	stopTimer(p.rtxTimer)
+	p.rtxTimer.stop()
 	stopTimer(p.helloTimer)
 }
 
@@ -849,7 +859,7 @@ func (p *peer) close() {
 	defer p.mu.Unlock()
 	p.closed = true
 	p.failAll(ErrEndpointClosed)
-	stopTimer(p.ackTimer)
+	p.ackTimer.stop()
 	stopTimer(p.probeTimer)
 }
 
@@ -867,6 +877,42 @@ func stopTimer(t *time.Timer) {
 	if t != nil {
 		t.Stop()
 	}
+}
+
+// lazyTimer is a timer for deadlines that move with every frame (the
+// delayed ack, the loss timer). It is only ever moved earlier: a later
+// deadline waits for the pending expiry, whose callback works out what is
+// due and arms it again. Arming a Go timer earlier than the other timers
+// of the P wakes the thread sleeping in the network poller (or another
+// P), and doing that for every frame costs a thread wakeup per frame.
+// The callback must call fired first, with the peer's lock held.
+type lazyTimer struct {
+	t  *time.Timer
+	at time.Time // when the pending expiry is due; zero when none is
+}
+
+// arm makes the timer fire no later than at.
+func (l *lazyTimer) arm(now, at time.Time, f func()) {
+	if !l.at.IsZero() && !at.Before(l.at) {
+		return // the pending expiry comes first and will arm it again
+	}
+	l.at = at
+	d := max(at.Sub(now), 0)
+	if l.t == nil {
+		l.t = time.AfterFunc(d, f)
+		return
+	}
+	l.t.Reset(d)
+}
+
+// fired records that the expiry came.
+func (l *lazyTimer) fired() { l.at = time.Time{} }
+
+func (l *lazyTimer) stop() {
+	if l.t != nil {
+		l.t.Stop()
+	}
+	l.at = time.Time{}
 }
 
 // ackEvery is how many in-order segments may arrive before an ACK goes out
