@@ -61,7 +61,7 @@ func (d *Device) TargetEpoch(ctx context.Context) (uint64, error) {
 func (d *Device) registerOn(ctx context.Context, p *path, e uint64) error {
 	rep, err := d.exchangeOn(ctx, p, aoe.Frame{Header: aoe.Header{Command: aoe.CmdEpoch}, Epoch: aoe.EpochArg{Op: aoe.EpochRegister, Epoch: e}})
 	if err != nil {
-		return fmt.Errorf("initiator: register %d.%d at epoch %d with %s: %w", d.shelf, d.slot, e, p.info.MAC, err)
+		return fmt.Errorf("initiator: register %d.%d at epoch %d with %s: %w", d.shelf, d.slot, e, p.mac, err)
 	}
 	switch rep.Epoch.Status {
 	case aoe.EpochOK, aoe.EpochOff:
@@ -71,11 +71,11 @@ func (d *Device) registerOn(ctx context.Context, p *path, e uint64) error {
 		d.in.mu.Unlock()
 		return nil
 	case aoe.EpochStale:
-		return fmt.Errorf("initiator: register %d.%d at epoch %d with %s: it holds epoch %d: %w", d.shelf, d.slot, e, p.info.MAC, rep.Epoch.Epoch, ErrStaleEpoch)
+		return fmt.Errorf("initiator: register %d.%d at epoch %d with %s: it holds epoch %d: %w", d.shelf, d.slot, e, p.mac, rep.Epoch.Epoch, ErrStaleEpoch)
 	case aoe.EpochRefused:
-		return fmt.Errorf("initiator: register %d.%d at epoch %d with %s (at %d): %w", d.shelf, d.slot, e, p.info.MAC, rep.Epoch.Epoch, ErrEpochRefused)
+		return fmt.Errorf("initiator: register %d.%d at epoch %d with %s (at %d): %w", d.shelf, d.slot, e, p.mac, rep.Epoch.Epoch, ErrEpochRefused)
 	}
-	return fmt.Errorf("initiator: register %d.%d at epoch %d with %s: unknown status %v: %w", d.shelf, d.slot, e, p.info.MAC, rep.Epoch.Status, ErrBadArgument)
+	return fmt.Errorf("initiator: register %d.%d at epoch %d with %s: unknown status %v: %w", d.shelf, d.slot, e, p.mac, rep.Epoch.Status, ErrBadArgument)
 }
 
 // reregister registers the device's epoch on p again after p's target

@@ -10,8 +10,9 @@ import (
 
 // path is one way to reach a device: a target MAC on one link.
 type path struct {
-	info TargetInfo
+	info TargetInfo // guarded by in.mu (an announcement refreshes it)
 	link proto.Link
+	mac  proto.MAC // info.MAC, which never changes: read without in.mu
 
 	cwnd, ssthresh float64
 	inflight       int
@@ -64,7 +65,7 @@ func (p *path) forget(r *request) {
 
 func newPath(info TargetInfo, link proto.Link, cfg *Config) *path {
 	m := max(1, min(info.BufferCount, cfg.MaxWindow))
-	return &path{info: info, link: link, cwnd: 1, ssthresh: float64(m), max: m, rto: cfg.InitialRTO, reorder: minReorder}
+	return &path{info: info, link: link, mac: info.MAC, cwnd: 1, ssthresh: float64(m), max: m, rto: cfg.InitialRTO, reorder: minReorder}
 }
 
 // room is how many more requests the window admits.
@@ -194,13 +195,13 @@ func (in *Initiator) writeAll(p *path, sends []sendable) {
 	}
 	in.mu.Unlock()
 	if bw, ok := p.link.(proto.BatchWriter); ok && len(payloads) > 1 {
-		if err := bw.WriteBatch(payloads, p.info.MAC); err != nil {
-			in.log.Debug("aoe initiator: send batch", "dst", p.info.MAC, "err", err)
+		if err := bw.WriteBatch(payloads, p.mac); err != nil {
+			in.log.Debug("aoe initiator: send batch", "dst", p.mac, "err", err)
 		}
 	} else {
 		for _, b := range payloads {
-			if err := p.link.WriteTo(b, p.info.MAC); err != nil {
-				in.log.Debug("aoe initiator: send", "dst", p.info.MAC, "err", err)
+			if err := p.link.WriteTo(b, p.mac); err != nil {
+				in.log.Debug("aoe initiator: send", "dst", p.mac, "err", err)
 			}
 		}
 	}
