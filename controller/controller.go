@@ -16,6 +16,7 @@ import (
 	"github.com/mvstack/mvstack/controller/replica"
 	"github.com/mvstack/mvstack/controller/rest"
 	"github.com/mvstack/mvstack/controller/state"
+	"github.com/mvstack/mvstack/controller/volumes"
 	"github.com/mvstack/mvstack/proto"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -55,6 +56,10 @@ type Config struct {
 	HTTPAddr string          // where the REST API listens, e.g. ":8080"
 	Nodes    NodeSource      // nil: no node-facing side (nodes registered over REST only; no liveness)
 	Liveness liveness.Config // see liveness.DefaultConfig
+	// Volumes tunes the storage loop (assignment pushes, repairs,
+	// fencing); Store, Nodes and Self are filled in. It runs when Nodes
+	// also implements volumes.Nodes (ethnodes.Source, nodetest.Directory).
+	Volumes volumes.Config
 	// DiscoveryInterval is how often the leader broadcasts discovery.
 	DiscoveryInterval time.Duration
 	// AdminTokens are tokens ("mvs_<id>_<secret>") the leader makes sure
@@ -69,6 +74,7 @@ func DefaultConfig() Config {
 		Replica:           replica.DefaultConfig(),
 		HTTPAddr:          "127.0.0.1:8080",
 		Liveness:          liveness.DefaultConfig(),
+		Volumes:           volumes.DefaultConfig(),
 		DiscoveryInterval: 5 * time.Second,
 	}
 }
@@ -102,6 +108,7 @@ type Server struct {
 	rep     *replica.Replica
 	http    *http.Server
 	monitor *liveness.Monitor
+	volumes *volumes.Manager // nil without a storage-capable NodeSource
 
 	mu      sync.Mutex
 	pending map[proto.MAC]pendingReg // latest registration per node
@@ -138,13 +145,23 @@ func New(cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	h, err := rest.New(rest.Config{Store: rep, Members: rep, Metrics: reg, Logger: log})
+	vm, err := newVolumes(cfg, rep, log)
 	if err != nil {
 		rep.Shutdown()
 		ln.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, ln: ln, rep: rep, pending: map[proto.MAC]pendingReg{},
+	rcfg := rest.Config{Store: rep, Members: rep, Metrics: reg, Logger: log}
+	if vm != nil {
+		rcfg.Volumes = vm
+	}
+	h, err := rest.New(rcfg)
+	if err != nil {
+		rep.Shutdown()
+		ln.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, ln: ln, rep: rep, volumes: vm, pending: map[proto.MAC]pendingReg{},
 		http: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -167,9 +184,41 @@ func New(cfg Config) (*Server, error) {
 		go func() { defer s.wg.Done(); s.consume(reports) }()
 		s.goLeader(ctx, "liveness", s.monitor.Run)
 		s.goLeader(ctx, "discovery", s.discover)
+		if vm != nil {
+			s.goLeader(ctx, "volumes", vm.Run)
+		}
 	}
 	return s, nil
 }
+
+// newVolumes makes the storage manager when the node source can reach the
+// nodes' storage methods, and serves the nodes' storage requests with it.
+func newVolumes(cfg Config, rep *replica.Replica, log *slog.Logger) (*volumes.Manager, error) {
+	nodes, ok := cfg.Nodes.(volumes.Nodes)
+	if !ok {
+		return nil, nil
+	}
+	vc := cfg.Volumes
+	vc.Store, vc.Nodes = rep, nodes
+	if a, ok := cfg.Nodes.(interface{ Addr() proto.MAC }); ok {
+		vc.Self = a.Addr()
+	}
+	if vc.Logger == nil {
+		vc.Logger = log
+	}
+	vm, err := volumes.New(vc)
+	if err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	if h, ok := cfg.Nodes.(interface{ HandleStorage(volumes.Handler) }); ok {
+		h.HandleStorage(vm)
+	}
+	return vm, nil
+}
+
+// Volumes returns the storage manager, nil when the node source has no
+// storage side.
+func (s *Server) Volumes() *volumes.Manager { return s.volumes }
 
 func (s *Server) goLeader(ctx context.Context, name string, loop leader.Loop) {
 	s.wg.Add(1)
@@ -210,6 +259,9 @@ func (s *Server) consume(reports <-chan Report) {
 			s.mu.Unlock()
 		}
 		s.monitor.Heartbeat(liveness.Heartbeat{Node: id, At: r.At, Monitoring: r.Monitoring})
+		if s.volumes != nil {
+			s.volumes.Heard(id, r.Session)
+		}
 	}
 }
 

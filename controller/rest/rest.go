@@ -50,7 +50,10 @@ type Config struct {
 	// Client forwards writes to the leader; nil uses a client with a 10 s
 	// timeout.
 	Client *http.Client
-	Logger *slog.Logger // nil discards
+	// Volumes attaches, repairs and fences volumes through the nodes; nil
+	// (no node-facing side) answers those routes 501.
+	Volumes Volumes
+	Logger  *slog.Logger // nil discards
 }
 
 // ForwardedHeader marks a request a follower forwarded to the leader.
@@ -133,6 +136,10 @@ func New(cfg Config) (*Handler, error) {
 	h.route("GET /api/volumes/{id}", true, h.getVolume)
 	h.route("PATCH /api/volumes/{id}", true, h.resizeVolume)
 	h.route("DELETE /api/volumes/{id}", true, h.deleteVolume)
+	h.route("POST /api/volumes/{id}/attach", true, h.attachVolume)
+	h.route("POST /api/volumes/{id}/detach", true, h.detachVolume)
+	h.route("POST /api/volumes/{id}/repair", true, h.repairVolume)
+	h.route("POST /api/volumes/{id}/fence", true, h.fenceVolume)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notFound("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

@@ -33,7 +33,10 @@ type env struct {
 	checked int
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with vols as every replica's Config.Volumes.
+func newEnvWith(t *testing.T, vols rest.Volumes) *env {
 	t.Helper()
 	e := &env{t: t}
 	var addrs []string
@@ -44,7 +47,7 @@ func newEnv(t *testing.T) *env {
 	}
 	e.c = replicatest.New(t, addrs)
 	for i, s := range e.srv {
-		h, err := rest.New(rest.Config{Store: e.c.Replicas[i], Members: e.c.Replicas[i], Metrics: prometheus.NewRegistry()})
+		h, err := rest.New(rest.Config{Store: e.c.Replicas[i], Members: e.c.Replicas[i], Metrics: prometheus.NewRegistry(), Volumes: vols})
 		if err != nil {
 			t.Fatal(err)
 		}

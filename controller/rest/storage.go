@@ -211,7 +211,7 @@ func (h *Handler) getVolume(w http.ResponseWriter, r *http.Request) *apiError {
 	if v == nil {
 		return notFound("no volume %q", id)
 	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, http.StatusOK, h.live(r.Context(), *v))
 	return nil
 }
 

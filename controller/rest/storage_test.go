@@ -7,14 +7,17 @@ import (
 	"testing"
 
 	"github.com/mvstack/mvstack/controller/replicatest"
+	"github.com/mvstack/mvstack/controller/rest"
 	"github.com/mvstack/mvstack/controller/state"
 )
 
 // storageEnv registers nodes 00000001..3, node i in rack ri, each with a
 // 1000 MB disk sda, node 1 also with sdb, and returns the disk ids: sda of
 // nodes 1..3, then sdb of node 1.
-func storageEnv(t *testing.T) (*env, int, []string) {
-	e := newEnv(t)
+func storageEnv(t *testing.T) (*env, int, []string) { return storageEnvWith(t, nil) }
+
+func storageEnvWith(t *testing.T, vols rest.Volumes) (*env, int, []string) {
+	e := newEnvWith(t, vols)
 	l := e.c.Leader(t)
 	var ids []string
 	for i := 1; i <= 3; i++ {

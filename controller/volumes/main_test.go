@@ -1,4 +1,4 @@
-package volumes
+package volumes_test
 
 import (
 	"testing"

@@ -1,4 +1,4 @@
-package volumes
+package volumes_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/mvstack/mvstack/controller/leader"
 	"github.com/mvstack/mvstack/controller/nodetest"
 	"github.com/mvstack/mvstack/controller/state"
+	"github.com/mvstack/mvstack/controller/volumes"
 	"github.com/mvstack/mvstack/node/domain"
 	"github.com/mvstack/mvstack/node/nodeclient"
 	"github.com/mvstack/mvstack/proto"
@@ -26,7 +27,7 @@ var (
 	self = proto.MAC{0x02, 0, 0, 0, 0, 0xc1}
 )
 
-var _ Nodes = (*nodetest.Directory)(nil)
+var _ volumes.Nodes = (*nodetest.Directory)(nil)
 
 func mac(i int) proto.MAC { return proto.MAC{0x0c, 0xc4, 0, 0, 0, byte(i)} }
 func id(i int) string     { return mac(i).NodeID() }
@@ -85,8 +86,8 @@ type rig struct {
 	t     *testing.T
 	store *memStore
 	dir   *nodetest.Directory
-	m     *Manager
-	l     *loopState
+	m     *volumes.Manager
+	l     *volumes.Loop
 
 	clock sync.Mutex
 	at    time.Time
@@ -116,18 +117,18 @@ func newRig(t *testing.T, ds state.CreateDatastore) *rig {
 	}
 	ds.NumOfRepairs = max(ds.NumOfRepairs, 1)
 	r.store.must(t, ds)
-	cfg := DefaultConfig()
+	cfg := volumes.DefaultConfig()
 	cfg.Store, cfg.Nodes, cfg.Self = r.store, r.dir, self
 	cfg.Now = r.now
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
-	m, err := New(cfg)
+	m, err := volumes.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.m = m
 	ctx, cancel := context.WithCancel(leader.WithTerm(context.Background(), 7))
-	r.l = m.start(ctx)
-	t.Cleanup(func() { cancel(); m.stop(r.l) })
+	r.l = m.Start(ctx)
+	t.Cleanup(func() { cancel(); m.Stop(r.l) })
 	return r
 }
 
@@ -138,10 +139,10 @@ func (r *rig) step(d time.Duration) {
 	r.at = r.at.Add(d)
 	now := r.at
 	r.clock.Unlock()
-	r.m.step(r.l, now)
+	r.m.Step(r.l, now)
 }
 
-func (r *rig) settle() { r.l.wg.Wait() }
+func (r *rig) settle() { r.l.Settle() }
 
 func (r *rig) volume(name string, size uint64) state.Volume {
 	r.t.Helper()
@@ -175,7 +176,7 @@ func TestAssignmentListsAndRepush(t *testing.T) {
 	r.step(0)
 	r.settle()
 	var want map[string][]nodeclient.ReplicaAssignment
-	r.store.Read(func(s *state.State) { want = Assignments(s) })
+	r.store.Read(func(s *state.State) { want = volumes.Assignments(s) })
 	if got := nodesOf(r.calls(nodetest.Assign)); !cmp.Equal(got, []string{id(1), id(2), id(3)}) {
 		t.Fatalf("first pushes went to %v, want every node", got)
 	}
@@ -225,7 +226,7 @@ func TestAssignmentListsAndRepush(t *testing.T) {
 	}
 
 	// Every HealInterval every node is sent its list again.
-	r.step(DefaultConfig().HealInterval)
+	r.step(volumes.DefaultConfig().HealInterval)
 	r.settle()
 	if got := nodesOf(r.calls(nodetest.Assign)); len(got) != 3 {
 		t.Errorf("heal pushed to %v, want every node", got)
@@ -250,23 +251,23 @@ func TestFailedPushBacksOff(t *testing.T) {
 	r.settle()
 	r.calls(nodetest.Assign)
 	// Retried after RetryMin, not before; then after twice that.
-	r.step(DefaultConfig().RetryMin / 2)
+	r.step(volumes.DefaultConfig().RetryMin / 2)
 	r.settle()
 	if got := nodesOf(r.calls(nodetest.Assign)); len(got) != 0 {
 		t.Errorf("retried before the backoff: %v", got)
 	}
-	r.step(DefaultConfig().RetryMin / 2)
+	r.step(volumes.DefaultConfig().RetryMin / 2)
 	r.settle()
 	if got := nodesOf(r.calls(nodetest.Assign)); !cmp.Equal(got, []string{id(2)}) {
 		t.Errorf("retry went to %v, want node 2", got)
 	}
-	r.step(DefaultConfig().RetryMin)
+	r.step(volumes.DefaultConfig().RetryMin)
 	r.settle()
 	if got := r.calls(nodetest.Assign); len(got) != 0 {
 		t.Errorf("second retry came before twice the backoff")
 	}
 	r.dir.SetAlive(id(2), true)
-	r.step(DefaultConfig().RetryMin)
+	r.step(volumes.DefaultConfig().RetryMin)
 	r.settle()
 	if got := nodesOf(r.calls(nodetest.Assign)); !cmp.Equal(got, []string{id(2)}) {
 		t.Errorf("second retry went to %v, want node 2", got)
@@ -439,8 +440,8 @@ func TestAttachRules(t *testing.T) {
 		}
 		return nil, nil
 	})
-	if _, err := r.m.Attach(ctx, v.ID, w2, "", false); !errors.Is(err, ErrNodeFailed) {
-		t.Errorf("failing node: %v, want ErrNodeFailed", err)
+	if _, err := r.m.Attach(ctx, v.ID, w2, "", false); !errors.Is(err, volumes.ErrNodeFailed) {
+		t.Errorf("failing node: %v, want volumes.ErrNodeFailed", err)
 	}
 	if got := r.store.volume(t, v.ID).AttachedTo; got != "" {
 		t.Errorf("after a failed attach: attached to %q", got)
@@ -484,7 +485,7 @@ func TestFenceRaisesEpochInRaftFirst(t *testing.T) {
 	}
 	holders := []string{v.Replicas[0].Node, v.Replicas[1].Node}
 	slices.Sort(holders)
-	want := FenceResult{Volume: v.ID, Node: w, Detached: true, Epoch: 2, Allow: []proto.MAC{self}, Fenced: holders}
+	want := volumes.FenceResult{Volume: v.ID, Node: w, Detached: true, Epoch: 2, Allow: []proto.MAC{self}, Fenced: holders}
 	if diff := cmp.Diff(want, res); diff != "" {
 		t.Errorf("fence (-want +got):\n%s", diff)
 	}
@@ -634,7 +635,7 @@ func TestManualRepair(t *testing.T) {
 	r := newRig(t, state.CreateDatastore{TriggerRepair: state.RepairManual, NumOfRepairs: 1})
 	v := r.volume("a", 100)
 	ctx := context.Background()
-	if _, err := r.m.Repair(ctx, v.ID); !errors.Is(err, ErrNothingToRepair) || !contains(err, "every replica is in sync") {
+	if _, err := r.m.Repair(ctx, v.ID); !errors.Is(err, volumes.ErrNothingToRepair) || !contains(err, "every replica is in sync") {
 		t.Errorf("repair of an in-sync volume: %v", err)
 	}
 	keep, stale := r.dropReplica(v)
@@ -645,7 +646,7 @@ func TestManualRepair(t *testing.T) {
 	}
 	// The stale node is dead: nothing to repair, and why.
 	r.store.must(t, state.SetHealth{At: t0, Node: stale, Health: state.HealthError, Reason: "silent"})
-	if _, err := r.m.Repair(ctx, v.ID); !errors.Is(err, ErrNothingToRepair) || !contains(err, "node "+stale+" is error") {
+	if _, err := r.m.Repair(ctx, v.ID); !errors.Is(err, volumes.ErrNothingToRepair) || !contains(err, "node "+stale+" is error") {
 		t.Errorf("repair with the stale node dead: %v", err)
 	}
 	r.store.must(t, state.SetHealth{At: t0, Node: stale, Health: state.HealthRetry})
@@ -660,7 +661,7 @@ func TestManualRepair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := RepairResult{Volume: v.ID, Started: []RepairStarted{{Volume: v.ID, Node: stale, Repairer: w}}, Queued: []RepairStarted{}}
+	want := volumes.RepairResult{Volume: v.ID, Started: []volumes.RepairStarted{{Volume: v.ID, Node: stale, Repairer: w}}, Queued: []volumes.RepairStarted{}}
 	if diff := cmp.Diff(want, res); diff != "" {
 		t.Errorf("repair answer (-want +got):\n%s", diff)
 	}
@@ -685,15 +686,15 @@ func TestLeaderOnly(t *testing.T) {
 	r := newRig(t, state.CreateDatastore{})
 	v := r.volume("a", 100)
 	ctx := context.Background()
-	r.m.stop(r.l)
+	r.m.Stop(r.l)
 	for name, fn := range map[string]func() error{
 		"attach": func() error { _, err := r.m.Attach(ctx, v.ID, id(1), "", false); return err },
 		"detach": func() error { _, err := r.m.Detach(ctx, v.ID); return err },
 		"fence":  func() error { _, err := r.m.Fence(ctx, v.ID, id(1)); return err },
 		"repair": func() error { _, err := r.m.Repair(ctx, v.ID); return err },
 	} {
-		if err := fn(); !errors.Is(err, ErrNotLeader) {
-			t.Errorf("%s without leading: %v, want ErrNotLeader", name, err)
+		if err := fn(); !errors.Is(err, volumes.ErrNotLeader) {
+			t.Errorf("%s without leading: %v, want volumes.ErrNotLeader", name, err)
 		}
 	}
 	if got := r.dir.Calls(); len(got) != 0 {
@@ -708,7 +709,7 @@ func TestLeaderOnly(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
 	}
-	if _, err := r.m.Fence(ctx, v.ID, id(1)); !errors.Is(err, ErrNotLeader) {
+	if _, err := r.m.Fence(ctx, v.ID, id(1)); !errors.Is(err, volumes.ErrNotLeader) {
 		t.Errorf("fence after the loop stopped: %v", err)
 	}
 	for _, c := range r.dir.Calls() {
