@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mvstack/mvstack/controller/replica"
 	"github.com/mvstack/mvstack/controller/replicatest"
 	"github.com/mvstack/mvstack/controller/rest"
 	"github.com/mvstack/mvstack/controller/state"
@@ -18,12 +19,20 @@ import (
 
 // controller starts a one-replica controller with two nodes and returns its
 // URL and a token.
-func controller(t *testing.T) (string, string) {
+func controller(t *testing.T) (string, string) { t.Helper(); return controllerWith(t, nil) }
+
+// controllerWith is controller whose API has the volumes side vols makes
+// (nil: none).
+func controllerWith(t *testing.T, vols func(*replica.Replica) rest.Volumes) (string, string) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	c := replicatest.New(t, []string{srv.Listener.Addr().String()})
 	r := c.Replicas[c.Leader(t)]
-	h, err := rest.New(rest.Config{Store: r, Members: r})
+	rcfg := rest.Config{Store: r, Members: r}
+	if vols != nil {
+		rcfg.Volumes = vols(r)
+	}
+	h, err := rest.New(rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -195,6 +195,73 @@ func storageCommands(ctx context.Context, stdout io.Writer, withOut func(...cli.
 				return show(c, "DELETE", "/api/volumes/"+url.PathEscape(c.String("id")), nil)
 			},
 		},
+		{
+			Name: "attach_volume", Usage: "Attach a volume to the node that uses it (served there as NBD).",
+			Description: "Attach a volume to a node: the node opens the replicated volume client and serves it as NBD on a unix socket.\n" +
+				"A volume attached elsewhere needs --force, which fences the other node first.\n\n" +
+				"Example:\n  osd attach_volume --id=3 --node=7a77f9af --socket=/run/vm1.sock",
+			Flags: withOut(id("The volume id."),
+				&cli.StringFlag{Name: "node", Required: true, Usage: "The node id."},
+				&cli.StringFlag{Name: "socket", Usage: "The unix socket path on the node (default /run/mvstack/volumes/<id>.sock)."},
+				&cli.BoolFlag{Name: "force", Usage: "Move the volume away from the node it is attached to, fencing that node."},
+			),
+			Action: func(c *cli.Context) error {
+				body := map[string]any{"node": c.String("node")}
+				if s := c.String("socket"); s != "" {
+					body["socket"] = s
+				}
+				if c.Bool("force") {
+					body["force"] = true
+				}
+				return show(c, "POST", "/api/volumes/"+url.PathEscape(c.String("id"))+"/attach", body)
+			},
+		},
+		{
+			Name: "detach_volume", Usage: "Detach a volume from its node.",
+			Description: "Detach a volume: its node closes it.\n\nExample:\n  osd detach_volume --id=3",
+			Flags:       withOut(id("The volume id.")),
+			Action: func(c *cli.Context) error {
+				return show(c, "POST", "/api/volumes/"+url.PathEscape(c.String("id"))+"/detach", map[string]any{})
+			},
+		},
+		{
+			Name: "volume_status", Usage: "Show a volume's attachment, epoch, in-sync set, live state and last repair.",
+			Description: "Show where a volume is attached, its epoch and in-sync set, its node's live view (socket, dirty blocks, last resync) and the last repair.\n\n" +
+				"Example:\n  osd volume_status --id=3 --filter=live.dirty,last_repair.blocks",
+			Flags: withOut(id("The volume id.")),
+			Action: func(c *cli.Context) error {
+				v, err := get(ctx, c, "GET", "/api/volumes/"+url.PathEscape(c.String("id")), nil)
+				if err != nil {
+					return err
+				}
+				m, _ := v.(map[string]any)
+				out := map[string]any{}
+				for _, k := range []string{"id", "name", "attached_to", "epoch", "in_sync", "replicas", "live", "live_error", "last_repair"} {
+					if x, ok := m[k]; ok {
+						out[k] = x
+					}
+				}
+				return print(c, stdout, out)
+			},
+		},
+		{
+			Name: "repair_volume", Usage: "Repair a volume's stale replicas now.",
+			Description: "Start the repair of a volume's replicas that are out of sync (at most the datastore's num_of_repairs at once; the rest are queued).\n\n" +
+				"Example:\n  osd repair_volume --id=3",
+			Flags: withOut(id("The volume id.")),
+			Action: func(c *cli.Context) error {
+				return show(c, "POST", "/api/volumes/"+url.PathEscape(c.String("id"))+"/repair", map[string]any{})
+			},
+		},
+		{
+			Name: "fence_volume", Usage: "Fence a node off a volume.",
+			Description: "Raise the volume's epoch and reserve its replicas so that the node can no longer write; its attachment is cleared.\n\n" +
+				"Example:\n  osd fence_volume --id=3 --node=7a77f9af",
+			Flags: withOut(id("The volume id."), &cli.StringFlag{Name: "node", Required: true, Usage: "The node id to fence off."}),
+			Action: func(c *cli.Context) error {
+				return show(c, "POST", "/api/volumes/"+url.PathEscape(c.String("id"))+"/fence", map[string]any{"node": c.String("node")})
+			},
+		},
 	}
 }
 

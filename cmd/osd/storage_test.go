@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/mvstack/mvstack/controller/client"
+	"github.com/mvstack/mvstack/controller/replica"
+	"github.com/mvstack/mvstack/controller/rest"
 	"github.com/mvstack/mvstack/controller/state"
 )
 
@@ -14,7 +16,11 @@ import (
 // a 500 MB disk sdb on 7a77f9af; it returns the osd environment and the
 // disk ids: 7a77f9af/sda, 00000002/sda, 7a77f9af/sdb.
 func storageController(t *testing.T) (map[string]string, []string) {
-	u, tok := controller(t)
+	return storageControllerWith(t, nil)
+}
+
+func storageControllerWith(t *testing.T, vols func(*replica.Replica) rest.Volumes) (map[string]string, []string) {
+	u, tok := controllerWith(t, vols)
 	t.Setenv("HOME", t.TempDir())
 	cl := client.New(u, tok)
 	for _, n := range []struct{ mac, host, disks string }{
