@@ -15,9 +15,11 @@
 // # Leader-only loops
 //
 // Discovery (periodic broadcast, and turning registrations into RegisterNode
-// commands when a node is new or its hardware changed), liveness, and the
-// replica bookkeeping run under leader.Run and stop the moment leadership is
-// lost.
+// commands when a node is new or its hardware changed), liveness, the
+// storage loop (package volumes: assignment pushes, fencing of dead
+// writers, repairs; only when the NodeSource also implements volumes.Nodes)
+// and the replica bookkeeping run under leader.Run and stop the moment
+// leadership is lost.
 //
 // # Layout
 //
@@ -27,6 +29,7 @@
 //	controller/liveness    heartbeats, suspicion, probes, error/retry
 //	controller/rest        REST API (api/openapi.yaml)
 //	controller/storage     disk capacity and replica placement for datastores and volumes
+//	controller/volumes     the data path's controller side: assignments, attach, repairs, fencing
 //	controller/ethnodes    the NodeSource over the control protocol (node/nodeclient)
 //	controller/nodetest    in-memory NodeSource for tests
 //	controller/replicatest in-memory replica clusters for tests

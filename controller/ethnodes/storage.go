@@ -54,3 +54,10 @@ func (s *Source) HandleStorage(h volumes.Handler) {
 	nodeclient.Handle(s.ep, nodeclient.MethodSetInSync, h.SetInSync)
 	nodeclient.Handle(s.ep, nodeclient.MethodVolume, h.Volume)
 }
+
+// What controller.New looks for on a node source to serve the nodes'
+// storage requests and to name itself in reserve lists.
+var _ interface {
+	HandleStorage(volumes.Handler)
+	Addr() proto.MAC
+} = (*Source)(nil)
