@@ -358,6 +358,9 @@ func (p *Pool) load() error {
 		if r.State == stateFree {
 			continue
 		}
+		if err := p.checkSize(r.Size); err != nil {
+			return fmt.Errorf("volume record %d (%q): %w: %w", i, r.ID, err, ErrCorrupt)
+		}
 		if j, dup := ids[r.ID]; dup {
 			return fmt.Errorf("volume %q in records %d and %d: %w", r.ID, j, i, ErrCorrupt)
 		}
