@@ -115,6 +115,7 @@ type Replica struct {
 	raft   *raft.Raft
 	fsm    *fsm
 	trans  raft.Transport
+	snaps  raft.SnapshotStore
 	closer []io.Closer
 
 	mu   sync.Mutex
@@ -229,7 +230,7 @@ func newWithStores(cfg Config, st *raft.InmemStore, ss *raft.InmemSnapshotStore)
 		r.closeAll()
 		return nil, fmt.Errorf("replica: start raft: %w", err)
 	}
-	r.raft = ra
+	r.raft, r.snaps = ra, snaps
 	r.m = newMetrics(r, cfg.Metrics)
 
 	ctx, cancel := context.WithCancel(context.Background())
