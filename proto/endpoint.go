@@ -79,7 +79,8 @@ func (c Config) Validate() error {
 }
 
 // Handler serves one method. It runs on its own goroutine; ctx ends when
-// the endpoint closes. The returned bytes are the response payload; an
+// the endpoint closes. The returned bytes are the response payload, sent
+// without a copy: the handler must not change them after returning. An
 // error reaches the caller as a *RemoteError.
 type Handler func(ctx context.Context, req *Request) ([]byte, error)
 
@@ -126,7 +127,10 @@ type Endpoint struct {
 	jobs        chan job // to idle handler goroutines
 	idleWorkers atomic.Int32
 
-	handedOff bool // the read loop woke a caller or a handler; read loop only
+	// Read loop only.
+	handedOff bool    // the read loop woke a caller or a handler
+	acksDue   []*peer // peers owed an ACK after the current batch
+	ackEvery  int     // in-order segments per ACK
 }
 
 type peerEpoch struct {
@@ -176,6 +180,7 @@ func NewEndpoint(link Link, cfg Config) (*Endpoint, error) {
 		refusedTo:   make(map[MAC]time.Time),
 		bcastCache:  make(map[bcastKey][]byte),
 		jobs:        make(chan job),
+		ackEvery:    max(1, min(maxAckEvery, cfg.Window/4)),
 		ctx:         ctx,
 		cancel:      cancel,
 	}
@@ -342,6 +347,11 @@ func (e *Endpoint) readLoop() {
 		for _, f := range frames {
 			e.handleFrame(f.Payload, f.Src, f.Dst)
 		}
+		for i, p := range e.acksDue {
+			p.flushAck()
+			e.acksDue[i] = nil
+		}
+		e.acksDue = e.acksDue[:0]
 		if e.handedOff {
 			// A caller or handler is waiting to run on this P: let it run
 			// now instead of after our next, probably empty, read.
@@ -608,13 +618,11 @@ func (e *Endpoint) serve(p *peer, m message) {
 	if m.kind == kindOneway {
 		return
 	}
-	data := out.appendTo(make([]byte, 0, out.size()))
-	if len(data) > e.cfg.MaxMessage {
+	if out.size() > e.cfg.MaxMessage {
 		out = message{kind: kindError, id: m.id, code: CodeTooLarge,
-			payload: fmt.Appendf(nil, "response of %d bytes is over the limit of %d", len(data), e.cfg.MaxMessage)}
-		data = out.appendTo(nil)
+			payload: fmt.Appendf(nil, "response of %d bytes is over the limit of %d", out.size(), e.cfg.MaxMessage)}
 	}
-	p.enqueue(&outMsg{data: data})
+	p.enqueue(newOutMsg(out))
 }
 
 // run calls the handler of m and returns the answer message.

@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"sort"
@@ -58,6 +59,7 @@ type peer struct {
 	reasmLen uint32
 	discard  bool
 	ackOwed  int
+	ackDue   bool      // an ACK goes out once the read loop has handled its batch
 	ackSince time.Time // when the first segment not yet acknowledged arrived
 	ackTimer lazyTimer
 
@@ -74,7 +76,7 @@ type segment struct {
 	seq    uint32
 	frag   uint8
 	msgLen uint32
-	data   []byte
+	off, n int // the segment's bytes in its message
 	sentAt time.Time
 	tx     int
 	sacked bool
@@ -88,13 +90,39 @@ type inSegment struct {
 }
 
 // outMsg is an encoded message waiting to be segmented and acknowledged.
+// Its bytes are head followed by body; body is the caller's payload, not
+// a copy, so it is read (under the peer's lock) until the peer has
+// acknowledged it or the caller gives up (detach).
 type outMsg struct {
-	data []byte
-	off  int
+	head []byte // kind, id, method: the message header
+	body []byte // the payload
+	off  int    // how much has been cut into segments
 	// acked, when set, is told nil once the peer acknowledged the whole
 	// message, or the error that ended the stream.
 	acked chan error
 }
+
+func newOutMsg(m message) *outMsg {
+	payload := m.payload
+	m.payload = nil
+	return &outMsg{head: m.appendTo(make([]byte, 0, m.size())), body: payload}
+}
+
+func (m *outMsg) size() int { return len(m.head) + len(m.body) }
+
+// copyTo fills dst with the message's bytes from off on.
+func (m *outMsg) copyTo(dst []byte, off int) {
+	if off < len(m.head) {
+		n := copy(dst, m.head[off:])
+		dst, off = dst[n:], off+n
+	}
+	copy(dst, m.body[off-len(m.head):])
+}
+
+// detach copies the payload, so that the caller, who no longer waits for
+// the message, may change its buffer while segments are still sent again.
+// The caller holds the peer's lock.
+func (m *outMsg) detach() { m.body = bytes.Clone(m.body) }
 
 type call struct {
 	done chan callResult
@@ -158,17 +186,18 @@ func (p *peer) pump(now time.Time) {
 	var batch [][]byte
 	for len(p.queue) > 0 && seqLess(p.nxt, p.wndEdge) && len(p.inflight) < p.e.cfg.Window {
 		m := p.queue[0]
-		n := min(p.segSize, len(m.data)-m.off)
+		size := m.size()
+		n := min(p.segSize, size-m.off)
 		var frag uint8
 		if m.off == 0 {
 			frag |= FragFirst
 		}
-		if m.off+n == len(m.data) {
+		if m.off+n == size {
 			frag |= FragLast
 		}
-		s := &segment{seq: p.nxt, frag: frag, msgLen: uint32(len(m.data)), data: m.data[m.off : m.off+n], msg: m}
+		s := &segment{seq: p.nxt, frag: frag, msgLen: uint32(size), off: m.off, n: n, msg: m}
 		m.off += n
-		if m.off == len(m.data) {
+		if m.off == size {
 			p.queue[0] = nil
 			p.queue = p.queue[1:]
 		}
@@ -203,12 +232,14 @@ func (p *peer) transmit(s *segment, now time.Time) {
 // sealData builds and seals the DATA frame of a segment in buf and records
 // it as sent.
 func (p *peer) sealData(s *segment, buf []byte, now time.Time) []byte {
-	d := Data{Stream: p.sid, Seq: s.seq, Frag: s.frag, MsgLen: s.msgLen, Payload: s.data}
+	d := Data{Stream: p.sid, Seq: s.seq, Frag: s.frag, MsgLen: s.msgLen}
 	if p.rid != 0 {
 		d.AckStream, d.Ack, d.Window = p.rid, p.rcvNxt, p.rcvWindow()
 		p.ackOwed = 0 // the ack timer finds nothing owed
 	}
 	n := d.marshal(buf[HeaderLen:])
+	s.msg.copyTo(buf[HeaderLen+n:HeaderLen+n+s.n], s.off)
+	n += s.n
 	s.sentAt = now
 	p.lastSent = now
 	s.tx++
@@ -471,11 +502,11 @@ func (p *peer) onData(d Data, now time.Time) []message {
 	switch {
 	case seqLess(d.Seq, p.rcvNxt):
 		p.e.stats.duplicates.Add(1)
-		p.sendAck()
+		p.ackSoon()
 		return nil
 	case off >= uint32(p.e.cfg.Window):
 		p.e.drop(DropWindow)
-		p.sendAck()
+		p.ackSoon()
 		return nil
 	case off > 0:
 		if _, ok := p.ooo[d.Seq]; ok {
@@ -483,7 +514,7 @@ func (p *peer) onData(d Data, now time.Time) []message {
 		} else {
 			p.ooo[d.Seq] = inSegment{d.Frag, d.MsgLen, append([]byte(nil), d.Payload...)}
 		}
-		p.sendAck()
+		p.ackSoon()
 		return nil
 	}
 	var out []message
@@ -507,8 +538,8 @@ func (p *peer) onData(d Data, now time.Time) []message {
 		p.ackSince = now
 	}
 	p.ackOwed++
-	if hadGap || p.ackOwed >= ackEvery || p.e.cfg.DelayedAck == 0 {
-		p.sendAck()
+	if hadGap || p.ackOwed >= p.e.ackEvery || p.e.cfg.DelayedAck == 0 {
+		p.ackSoon()
 	} else {
 		p.ackTimer.arm(now, p.ackSince.Add(p.e.cfg.DelayedAck), p.onAckTimer)
 	}
@@ -569,7 +600,7 @@ func (p *peer) refuseTooLarge(first []byte) {
 	id := binary.BigEndian.Uint64(first[1:])
 	m := message{kind: kindError, id: id, code: CodeTooLarge,
 		payload: []byte("request is over the peer's message limit")}
-	p.queue = append(p.queue, &outMsg{data: m.appendTo(nil)})
+	p.queue = append(p.queue, newOutMsg(m))
 	p.pump(time.Now())
 }
 
@@ -596,10 +627,31 @@ func (p *peer) rcvWindow() uint32 {
 	return uint32(max(p.e.cfg.Window-len(p.ooo), 0))
 }
 
+// ackSoon asks for an ACK once the read loop has handled the frames it
+// read with this one, so that a batch of segments costs one ACK, not one
+// per segment or per ackEvery. Only the read loop calls it.
+func (p *peer) ackSoon() {
+	if !p.ackDue {
+		p.ackDue = true
+		p.e.acksDue = append(p.e.acksDue, p)
+	}
+}
+
+// flushAck sends the ACK that ackSoon asked for.
+func (p *peer) flushAck() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ackDue && !p.closed {
+		p.sendAck()
+	}
+	p.ackDue = false
+}
+
 // sendAck acknowledges the peer's stream now, with SACK ranges for what
 // arrived beyond a gap.
 func (p *peer) sendAck() {
 	p.ackOwed = 0
+	p.ackDue = false
 	a := Ack{Stream: p.rid, Ack: p.rcvNxt, Window: p.rcvWindow(), SACK: p.sackRanges()}
 	n := a.marshal(p.txbuf[HeaderLen:])
 	p.e.sendFrame(p.txbuf, Header{Type: FrameAck, DstEpoch: p.epoch}, p.mac, n)
@@ -915,7 +967,10 @@ func (l *lazyTimer) stop() {
 	l.at = time.Time{}
 }
 
-// ackEvery is how many in-order segments may arrive before an ACK goes out
-// at once; fewer wait for DelayedAck or ride on a reply. Losses are still
-// reported at once (an out-of-order segment is acknowledged immediately).
-const ackEvery = 8
+// maxAckEvery is how many in-order segments may arrive before an ACK goes
+// out, at most (a quarter of the window if that is less); fewer wait for
+// DelayedAck or ride on a reply. The sender needs no ACK to go on: the
+// window is far larger. Losses are still reported at once: a segment out of
+// order or twice is acknowledged as soon as the read loop has handled its
+// batch.
+const maxAckEvery = 32

@@ -13,7 +13,8 @@ import (
 // the peer stays silent for the tolerance, ErrPeerRestarted when the peer
 // restarts meanwhile, the context's error at its deadline, or a
 // *RemoteError when the handler failed. A request that arrives twice runs
-// once.
+// once. The payload is sent without a copy and is not used once Call
+// returns.
 func (e *Endpoint) Call(ctx context.Context, mac MAC, method string, payload []byte) ([]byte, error) {
 	m, err := e.call(ctx, mac, method, payload)
 	if err != nil {
@@ -41,13 +42,17 @@ func (e *Endpoint) call(ctx context.Context, mac MAC, method string, payload []b
 	p.mu.Lock()
 	p.calls[id] = c
 	p.mu.Unlock()
-	p.enqueue(&outMsg{data: req.appendTo(make([]byte, 0, req.size()))})
+	om := newOutMsg(req)
+	p.enqueue(om)
 	select {
 	case r := <-c.done:
+		// The response acknowledged the whole request (its ack is taken
+		// before its data), so payload is no longer read.
 		return r.m, r.err
 	case <-ctx.Done():
 		p.mu.Lock()
 		delete(p.calls, id)
+		om.detach()
 		p.mu.Unlock()
 		return message{}, ctx.Err()
 	}
@@ -55,6 +60,7 @@ func (e *Endpoint) call(ctx context.Context, mac MAC, method string, payload []b
 
 // Send delivers a one-way message to the peer's handler for method and
 // returns once the peer has acknowledged all of it. No response comes back.
+// The payload is sent without a copy and is not used once Send returns.
 func (e *Endpoint) Send(ctx context.Context, mac MAC, method string, payload []byte) error {
 	opErr := func(err error) error { return &OpError{Op: "send", Peer: mac, Method: method, Err: err} }
 	if err := e.checkSend(mac, method, msgHeaderLen+len(method)+len(payload)); err != nil {
@@ -65,15 +71,19 @@ func (e *Endpoint) Send(ctx context.Context, mac MAC, method string, payload []b
 		return opErr(err)
 	}
 	m := message{kind: kindOneway, method: method, payload: payload}
-	om := &outMsg{data: m.appendTo(make([]byte, 0, m.size())), acked: make(chan error, 1)}
+	om := newOutMsg(m)
+	om.acked = make(chan error, 1)
 	p.enqueue(om)
 	select {
 	case err := <-om.acked:
 		if err != nil {
-			return opErr(err)
+			return opErr(err) // the failed stream let go of the message
 		}
 		return nil
 	case <-ctx.Done():
+		p.mu.Lock()
+		om.detach()
+		p.mu.Unlock()
 		return opErr(ctx.Err())
 	}
 }
