@@ -55,40 +55,47 @@
 // # Crash safety
 //
 // Table blocks are updated in place with two copies each: version s of a
-// block goes to copy s mod 2, so the other copy keeps the last version that
-// was made durable, and every block is written at most once between two
-// syncs. Open takes, per block, the sound copy (checksum, magic, type,
-// index, slot parity) with the higher sequence number. A torn or lost
-// write therefore only ever loses the change being made, never an older
-// one, and garbage is detected by the CRC. Changes that touch several
-// blocks are ordered with syncs so that every prefix is a state Open
-// accepts:
+// block goes to copy s mod 2, so the other copy keeps the previous version.
+// Metadata is written through a second descriptor opened O_DSYNC, so each
+// block is durable when its write returns (and only its own range is
+// flushed, not the volumes' data written before it); the next version of
+// a block therefore never overwrites the only durable one. Open takes, per
+// block, the sound copy (checksum, magic, type, index, copy parity) with
+// the higher sequence number. A torn or lost write loses only the change
+// being made, never an older one, and garbage is caught by the CRC.
+// Changes that touch several blocks are ordered so that every prefix is a
+// state Open accepts:
 //
 //   - Allocation (first write to a chunk): the chunk's table entry is
-//     written and synced before the data goes to the chunk. A chunk that
-//     holds data is therefore always owned on disk; a crash loses at most
-//     the allocation of a write that had not been acknowledged.
+//     durable before the data goes to the chunk. A chunk that holds data is
+//     therefore always owned on disk; a crash loses at most the allocation
+//     of a write that was not yet acknowledged.
 //   - Freeing (Delete, Discard, recovery): the chunks are zeroed (hole
-//     punching or BLKZEROOUT, explicit zeros where neither works) and that
-//     is made durable (fsync) before their entries say free. So a free
-//     chunk always reads as zeros, and the data of a deleted volume can never
-//     show through another volume.
-//   - Delete: the record is marked deleting (synced), the chunks freed as
-//     above, then the record freed. Open finishes a delete it finds.
-//   - Thick Create: the record is marked creating (synced), the chunks
-//     taken (synced) and reserved in the file system, then the record made
+//     punching on files, BLKZEROOUT on block devices, explicit zeros where
+//     neither works) and that is made durable (fsync) before their entries
+//     say free. So a free chunk always reads as zeros, and the data of a
+//     deleted volume can never show through another volume.
+//   - Delete: the record is marked deleting, the chunks freed as above,
+//     then the record freed. Open finishes a delete it finds.
+//   - Thick Create: the record is marked creating, the chunks taken and
+//     reserved in the file system (fallocate), then the record made
 //     active. Open rolls back a create it finds.
 //   - Thick Resize: the new chunks are taken first, past the volume's end;
 //     then the record grows. Open frees chunks past a thick volume's end.
 //   - Format zeroes the pool area and writes the superblocks last.
 //
 // Data written by WriteAt is durable once Sync (fdatasync) returns; the
-// metadata it needs was made durable by the allocation. Open refuses, with
+// metadata it needs was durable before the write. Open refuses, with
 // ErrCorrupt naming the block, states no crash can produce: both copies of
 // a block damaged, a chunk owned by no volume or twice, a thin volume's
-// chunk past its end, a thick volume missing chunks. A metadata write or
-// sync that fails leaves the pool refusing further changes until it is
-// opened again; I/O to allocated chunks goes on.
+// chunk past its end, a thick volume missing chunks. A metadata write that
+// fails leaves the pool refusing further changes until it is opened again;
+// I/O to allocated chunks goes on.
+//
+// The tests cut the power (an in-memory drive keeping any subset of the
+// writes since the last flush, reordered and torn) before and during every
+// drive operation of a random workload, and kill -9 a child process
+// writing from several goroutines.
 //
 // A block that was durable and is later damaged by the medium falls back
 // to its older copy; that is outside the crash model. The pool locks its

@@ -17,6 +17,10 @@ type drive interface {
 	io.WriterAt
 	// Size is the drive's capacity in bytes.
 	Size() int64
+	// WriteMeta writes b at off and returns once it is durable
+	// (O_DSYNC: it flushes only its own range, not the data written
+	// before it).
+	WriteMeta(b []byte, off int64) error
 	// Sync makes written data durable (fdatasync).
 	Sync() error
 	// Flush makes everything durable, including the effect of Zero and
@@ -35,6 +39,7 @@ type drive interface {
 // fileDrive is a regular file or a block device.
 type fileDrive struct {
 	f     *os.File
+	meta  *os.File // the same drive opened O_DSYNC, for WriteMeta
 	size  int64
 	block bool
 }
@@ -62,6 +67,12 @@ func openDrive(path string, flags int) (*fileDrive, error) {
 		f.Close()
 		return nil, fmt.Errorf("%v is neither a regular file nor a block device: %w", fi.Mode().Type(), ErrInvalid)
 	}
+	if flags&(os.O_WRONLY|os.O_RDWR) != 0 {
+		if d.meta, err = os.OpenFile(path, flags|unix.O_DSYNC, 0); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
@@ -69,7 +80,24 @@ func (d *fileDrive) ReadAt(p []byte, off int64) (int, error)  { return d.f.ReadA
 func (d *fileDrive) WriteAt(p []byte, off int64) (int, error) { return d.f.WriteAt(p, off) }
 func (d *fileDrive) Size() int64                              { return d.size }
 func (d *fileDrive) Flush() error                             { return d.f.Sync() }
-func (d *fileDrive) Close() error                             { return d.f.Close() }
+
+func (d *fileDrive) Close() error {
+	err := d.f.Close()
+	if d.meta != nil {
+		if merr := d.meta.Close(); err == nil {
+			err = merr
+		}
+	}
+	return err
+}
+
+func (d *fileDrive) WriteMeta(b []byte, off int64) error {
+	if d.meta == nil {
+		return fmt.Errorf("write metadata: drive opened read-only: %w", ErrInvalid)
+	}
+	_, err := d.meta.WriteAt(b, off)
+	return err
+}
 
 func (d *fileDrive) Sync() error {
 	return d.control(func(fd int) error { return unix.Fdatasync(fd) })

@@ -59,6 +59,21 @@ func (d *memDrive) WriteAt(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
+// WriteMeta is durable when it returns; power may fail before it, or
+// while it is under way.
+func (d *memDrive) WriteMeta(p []byte, off int64) error {
+	if _, err := d.WriteAt(p, off); err != nil {
+		return err
+	}
+	d.hook()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	op := d.pending[len(d.pending)-1]
+	d.pending = d.pending[:len(d.pending)-1]
+	op.apply(d.durable, 0, op.n)
+	return nil
+}
+
 func (d *memDrive) Zero(off, n int64) error {
 	d.hook()
 	d.mu.Lock()

@@ -456,9 +456,6 @@ func (p *Pool) load() error {
 		}
 	}
 	if dirty {
-		if err := p.sync(); err != nil {
-			return fmt.Errorf("recovery: %w", err)
-		}
 	}
 
 	slices.SortFunc(p.free, func(a, b uint32) int { return cmp.Compare(b, a) })
@@ -484,10 +481,11 @@ func (p *Pool) chunkOff(ph uint32) int64 { return p.sb.DataOff + int64(ph)<<p.sh
 
 // writeBlock writes a new version (sequence seq) of block i of the table
 // at base into copy seq%2, leaving the other copy, the last durable
-// version, alone. Callers write a block at most once between syncs.
+// version, alone. The block is durable when writeBlock returns, so the
+// next version may overwrite the other copy.
 func (p *Pool) writeBlock(base, i int64, seq uint64, b []byte) error {
 	off := base + (2*i+int64(seq%2))*blockSize
-	if _, err := p.d.WriteAt(b, off); err != nil {
+	if err := p.d.WriteMeta(b, off); err != nil {
 		return p.fail(fmt.Errorf("write metadata at %d: %w", off, err))
 	}
 	return nil
@@ -514,7 +512,7 @@ func (p *Pool) writeChunkBlock(blk int64) error {
 }
 
 // setEntries changes the entries of chunks and writes each touched table
-// block once, then syncs.
+// block once.
 func (p *Pool) setEntries(chunks []uint32, e func(i int) entry) error {
 	var blks []int64
 	for i, ph := range chunks {
@@ -526,13 +524,6 @@ func (p *Pool) setEntries(chunks []uint32, e func(i int) entry) error {
 		if err := p.writeChunkBlock(blk); err != nil {
 			return err
 		}
-	}
-	return p.sync()
-}
-
-func (p *Pool) sync() error {
-	if err := p.d.Sync(); err != nil {
-		return p.fail(fmt.Errorf("sync: %w", err))
 	}
 	return nil
 }
@@ -659,9 +650,6 @@ func (p *Pool) Create(id string, size int64, thick bool) (*Volume, error) {
 		if err := p.writeRecord(i); err != nil {
 			return nil, err
 		}
-		if err := p.sync(); err != nil {
-			return nil, err
-		}
 		v := newVolume(p, i, rec)
 		p.vols[id] = v
 		return v, nil
@@ -672,9 +660,6 @@ func (p *Pool) Create(id string, size int64, thick bool) (*Volume, error) {
 	rec.State = stateCreating
 	p.slots[i].rec = rec
 	if err := p.writeRecord(i); err != nil {
-		return nil, err
-	}
-	if err := p.sync(); err != nil {
 		return nil, err
 	}
 	chunks := p.take(int(n))
@@ -690,16 +675,10 @@ func (p *Pool) Create(id string, size int64, thick bool) (*Volume, error) {
 		if err := p.writeRecord(i); err != nil {
 			return nil, errors.Join(rerr, err)
 		}
-		if err := p.sync(); err != nil {
-			return nil, errors.Join(rerr, err)
-		}
 		return nil, rerr
 	}
 	p.slots[i].rec.State = stateActive
 	if err := p.writeRecord(i); err != nil {
-		return nil, err
-	}
-	if err := p.sync(); err != nil {
 		return nil, err
 	}
 	v := newVolume(p, i, p.slots[i].rec)
@@ -799,9 +778,6 @@ func (p *Pool) Delete(id string) error {
 	if err := p.writeRecord(i); err != nil {
 		return err
 	}
-	if err := p.sync(); err != nil {
-		return err
-	}
 	var chunks []uint32
 	for ph, e := range p.entries {
 		if e.Serial == v.serial {
@@ -813,9 +789,6 @@ func (p *Pool) Delete(id string) error {
 	}
 	p.slots[i].rec = volRecord{}
 	if err := p.writeRecord(i); err != nil {
-		return err
-	}
-	if err := p.sync(); err != nil {
 		return err
 	}
 	v.gone = fmt.Errorf("pool %s: volume %q deleted: %w", p.path, id, ErrNotFound)
@@ -860,9 +833,6 @@ func (p *Pool) Resize(id string, size int64) error {
 	}
 	p.slots[v.slot].rec.Size = size
 	if err := p.writeRecord(v.slot); err != nil {
-		return err
-	}
-	if err := p.sync(); err != nil {
 		return err
 	}
 	v.size = size

@@ -94,9 +94,6 @@ func (v *Volume) setRecord(change func(*volRecord), done func()) error {
 	if err := p.writeRecord(v.slot); err != nil {
 		return err
 	}
-	if err := p.sync(); err != nil {
-		return err
-	}
 	done()
 	return nil
 }
