@@ -2,6 +2,7 @@ package proto
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -127,10 +128,22 @@ type Endpoint struct {
 	jobs        chan job // to idle handler goroutines
 	idleWorkers atomic.Int32
 
+	// sealer seals what the endpoint sends: the AEAD of the primary key
+	// for our address and epoch, derived once.
+	sealer cipher.AEAD
+	sealID uint8
+
 	// Read loop only.
-	handedOff bool    // the read loop woke a caller or a handler
-	acksDue   []*peer // peers owed an ACK after the current batch
-	ackEvery  int     // in-order segments per ACK
+	openers   map[openerKey]cipher.AEAD // the keyring's AEADs, without its lock
+	handedOff bool                      // the read loop woke a caller or a handler
+	acksDue   []*peer                   // peers owed an ACK after the current batch
+	ackEvery  int                       // in-order segments per ACK
+}
+
+type openerKey struct {
+	id    uint8
+	mac   MAC
+	epoch uint64
 }
 
 type peerEpoch struct {
@@ -180,10 +193,13 @@ func NewEndpoint(link Link, cfg Config) (*Endpoint, error) {
 		refusedTo:   make(map[MAC]time.Time),
 		bcastCache:  make(map[bcastKey][]byte),
 		jobs:        make(chan job),
+		openers:     make(map[openerKey]cipher.AEAD),
 		ackEvery:    max(1, min(maxAckEvery, cfg.Window/4)),
 		ctx:         ctx,
 		cancel:      cancel,
 	}
+	e.sealID = cfg.Keys.Primary().ID
+	e.sealer, _ = cfg.Keys.aead(e.sealID, e.addr, e.epoch)
 	e.Handle(MethodPing, func(ctx context.Context, r *Request) ([]byte, error) { return r.Payload, nil })
 	e.wg.Add(1)
 	go e.readLoop()
@@ -268,11 +284,28 @@ func (e *Endpoint) existingPeer(mac MAC) *peer {
 	return e.peers[mac]
 }
 
-// checkReplay records the frame counter of an authenticated frame and
-// reports whether it is new for its sender epoch.
-func (e *Endpoint) checkReplay(src MAC, epoch, counter uint64) bool {
+// admit records the frame counter of an authenticated frame and reports
+// whether it is new for its sender epoch; for a frame of a session, it
+// also returns the sender's session state, creating it (nil once the
+// endpoint is closed). One lock for both: it is taken for every frame.
+func (e *Endpoint) admit(src MAC, epoch, counter uint64, session bool) (p *peer, fresh bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if !e.checkReplayLocked(src, epoch, counter) {
+		return nil, false
+	}
+	if session && !e.closed {
+		if p = e.peers[src]; p == nil {
+			p = newPeer(e, src)
+			e.peers[src] = p
+		}
+	}
+	return p, true
+}
+
+// checkReplayLocked records the frame counter of an authenticated frame
+// and reports whether it is new for its sender epoch.
+func (e *Endpoint) checkReplayLocked(src MAC, epoch, counter uint64) bool {
 	k := peerEpoch{src, epoch}
 	w := e.replay[k]
 	if w == nil {
@@ -390,7 +423,7 @@ func (e *Endpoint) handleFrame(frame []byte, src, dst MAC) {
 		e.gotRefused(src)
 		return
 	}
-	body, err := e.keys.open(&h, frame, src, dst)
+	body, err := e.open(&h, frame, src, dst)
 	if err != nil {
 		if errors.Is(err, ErrBadLength) {
 			e.drop(DropShort)
@@ -406,7 +439,10 @@ func (e *Endpoint) handleFrame(frame []byte, src, dst MAC) {
 		e.drop(DropMalformed)
 		return
 	}
-	if !e.checkReplay(src, h.SrcEpoch, h.Counter) {
+	session := (h.Type == FrameData || h.Type == FrameAck || h.Type == FrameReset) &&
+		dst == e.addr && h.DstEpoch == e.epoch
+	p, fresh := e.admit(src, h.SrcEpoch, h.Counter, session)
+	if !fresh {
 		e.drop(DropReplay)
 		return
 	}
@@ -430,11 +466,9 @@ func (e *Endpoint) handleFrame(frame []byte, src, dst MAC) {
 			}
 			return
 		}
-		p, err := e.peer(src)
-		if err != nil {
-			return
+		if p != nil { // else the endpoint is closed
+			p.onFrame(h, body, now)
 		}
-		p.onFrame(h, body, now)
 	}
 }
 
@@ -484,8 +518,29 @@ func (e *Endpoint) sealFrame(buf []byte, h Header, dst MAC, bodyLen int) []byte 
 	h.Version = Version
 	h.SrcEpoch = e.epoch
 	h.Counter = e.counter.Add(1)
-	return e.keys.seal(buf, h, e.addr, dst, bodyLen)
+	return sealWith(e.sealer, e.sealID, buf, h, e.addr, dst, bodyLen)
 }
+
+// open authenticates a frame like Keyring.open, with the AEADs the read
+// loop has used before at hand.
+func (e *Endpoint) open(h *Header, frame []byte, src, dst MAC) ([]byte, error) {
+	k := openerKey{h.KeyID, src, h.SrcEpoch}
+	a := e.openers[k]
+	if a == nil {
+		var ok bool
+		if a, ok = e.keys.aead(h.KeyID, src, h.SrcEpoch); !ok {
+			return nil, fmt.Errorf("%w: unknown key id %d", ErrAuth, h.KeyID)
+		}
+		if len(e.openers) >= maxOpeners {
+			clear(e.openers)
+		}
+		e.openers[k] = a
+	}
+	return openWith(a, h, frame, src, dst)
+}
+
+// maxOpeners bounds the read loop's own cache of AEADs.
+const maxOpeners = 1024
 
 func (e *Endpoint) writeFrame(frame []byte, dst MAC) {
 	if err := e.link.WriteTo(frame, dst); err != nil {

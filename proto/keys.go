@@ -167,13 +167,19 @@ var ErrAuth = errors.New("proto: frame failed authentication")
 // the padding would break its tag, so a short body is padded with zeros
 // before sealing (buf must have room for MinPayload bytes).
 func (r *Keyring) seal(buf []byte, h Header, src, dst MAC, bodyLen int) []byte {
+	k := r.keys[0]
+	a, _ := r.aead(k.ID, src, h.SrcEpoch)
+	return sealWith(a, k.ID, buf, h, src, dst, bodyLen)
+}
+
+// sealWith is seal with the sender's AEAD already derived: a is
+// r.aead(id, src, h.SrcEpoch) for the primary key id.
+func sealWith(a cipher.AEAD, id uint8, buf []byte, h Header, src, dst MAC, bodyLen int) []byte {
 	if short := MinPayload - (HeaderLen + bodyLen + TagLen); short > 0 {
 		clear(buf[HeaderLen+bodyLen : HeaderLen+bodyLen+short])
 		bodyLen += short
 	}
-	k := r.keys[0]
-	h.KeyID = k.ID
-	a, _ := r.aead(k.ID, src, h.SrcEpoch)
+	h.KeyID = id
 	h.marshal(buf[:HeaderLen])
 	var adbuf [12 + HeaderLen]byte
 	ad := additionalData(adbuf[:0], src, dst, buf[:HeaderLen])
@@ -181,13 +187,10 @@ func (r *Keyring) seal(buf []byte, h Header, src, dst MAC, bodyLen int) []byte {
 	return a.Seal(buf[:HeaderLen], n[:], buf[HeaderLen:HeaderLen+bodyLen], ad)
 }
 
-// open authenticates a frame whose header has been decoded into h and
-// returns its body, decrypted in place.
-func (r *Keyring) open(h *Header, frame []byte, src, dst MAC) ([]byte, error) {
-	a, ok := r.aead(h.KeyID, src, h.SrcEpoch)
-	if !ok {
-		return nil, fmt.Errorf("%w: unknown key id %d", ErrAuth, h.KeyID)
-	}
+// openWith authenticates a frame whose header has been decoded into h and
+// returns its body, decrypted in place. a is the AEAD of the sender
+// (src, h.SrcEpoch) under key h.KeyID.
+func openWith(a cipher.AEAD, h *Header, frame []byte, src, dst MAC) ([]byte, error) {
 	if len(frame) < HeaderLen+TagLen {
 		return nil, fmt.Errorf("%w: %d-byte frame is shorter than header and tag", ErrBadLength, len(frame))
 	}
