@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mvstack/mvstack/controller/dbbackup"
 	"github.com/mvstack/mvstack/controller/leader"
 	"github.com/mvstack/mvstack/controller/liveness"
 	"github.com/mvstack/mvstack/controller/replica"
@@ -60,12 +61,24 @@ type Config struct {
 	// fencing); Store, Nodes and Self are filled in. It runs when Nodes
 	// also implements volumes.Nodes (ethnodes.Source, nodetest.Directory).
 	Volumes volumes.Config
+	// DBBackup copies raft snapshots to the db_metadata volume when Open
+	// is set (mvcontroller: an AoE initiator on the management interface).
+	DBBackup DBBackupConfig
 	// DiscoveryInterval is how often the leader broadcasts discovery.
 	DiscoveryInterval time.Duration
 	// AdminTokens are tokens ("mvs_<id>_<secret>") the leader makes sure
 	// exist, e.g. the one an operator generated at bootstrap.
 	AdminTokens []string
 	Logger      *slog.Logger // nil discards
+}
+
+// DBBackupConfig configures the copies of raft snapshots to the
+// db_metadata volume (package dbbackup).
+type DBBackupConfig struct {
+	// Open opens a volume from this controller; nil: no copies.
+	Open dbbackup.Opener
+	// Interval is how often the newest snapshot is looked at.
+	Interval time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -75,6 +88,7 @@ func DefaultConfig() Config {
 		HTTPAddr:          "127.0.0.1:8080",
 		Liveness:          liveness.DefaultConfig(),
 		Volumes:           volumes.DefaultConfig(),
+		DBBackup:          DBBackupConfig{Interval: 30 * time.Second},
 		DiscoveryInterval: 5 * time.Second,
 	}
 }
@@ -187,6 +201,19 @@ func New(cfg Config) (*Server, error) {
 		if vm != nil {
 			s.goLeader(ctx, "volumes", vm.Run)
 		}
+	}
+	if cfg.DBBackup.Open != nil {
+		bcfg := dbbackup.Config{Store: rep, Snapshots: rep, Open: cfg.DBBackup.Open, Interval: cfg.DBBackup.Interval,
+			Writer: cfg.Replica.ID, Logger: log}
+		if vm != nil {
+			bcfg.Reserve = func(ctx context.Context, volume string) error { return vm.Reserve(ctx, volume, nil) }
+		}
+		b, err := dbbackup.New(bcfg)
+		if err != nil {
+			s.Shutdown(context.Background())
+			return nil, fmt.Errorf("controller: %w", err)
+		}
+		s.goLeader(ctx, "db_metadata", b.Run)
 	}
 	return s, nil
 }

@@ -34,7 +34,7 @@ func inventory(i int) state.Inventory {
 		Location: state.Location{Rack: "r1", Chassis: "c1", Blade: fmt.Sprint(i)}}
 }
 
-func newRig(t *testing.T, nodes int) *rig {
+func newRig(t *testing.T, nodes int, mods ...func(*controller.Config)) *rig {
 	t.Helper()
 	r := &rig{dir: nodetest.New()}
 	r.token, _, _ = rest.NewToken()
@@ -62,6 +62,9 @@ func newRig(t *testing.T, nodes int) *rig {
 		cfg.Nodes = r.dir
 		cfg.DiscoveryInterval = 500 * time.Millisecond
 		cfg.AdminTokens = []string{r.token}
+		for _, m := range mods {
+			m(&cfg)
+		}
 		s, err := controller.New(cfg)
 		if err != nil {
 			t.Fatal(err)

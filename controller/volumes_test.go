@@ -2,16 +2,26 @@ package controller_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/mvstack/mvstack/controller"
+	"github.com/mvstack/mvstack/controller/dbbackup"
 	"github.com/mvstack/mvstack/controller/nodetest"
+	"github.com/mvstack/mvstack/controller/replica"
 	"github.com/mvstack/mvstack/controller/replicatest"
 	"github.com/mvstack/mvstack/controller/state"
+	"github.com/mvstack/mvstack/node/nodeclient"
 	"github.com/mvstack/mvstack/proto"
 )
 
@@ -152,4 +162,104 @@ func TestVolumesEndToEnd(t *testing.T) {
 		}
 		return n >= 2 // the live nodes
 	})
+}
+
+// memDisk is a volume in memory for the db_metadata copies.
+type memDisk struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (d *memDisk) ReadAt(p []byte, off int64) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return copy(p, d.b[off:]), nil
+}
+
+func (d *memDisk) WriteAt(p []byte, off int64) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return copy(d.b[off:], p), nil
+}
+
+func (d *memDisk) Flush() error { return nil }
+func (d *memDisk) Close() error { return nil }
+
+// The leader copies its raft snapshots to the db_metadata volume, having
+// reserved its replicas for itself; the copy installs into a new cluster.
+func TestSnapshotsCopiedToTheDBMetadataVolume(t *testing.T) {
+	disk := &memDisk{b: make([]byte, 16<<20)}
+	var opened atomic.Int32
+	r := newRig(t, 0, func(c *controller.Config) {
+		c.DBBackup.Interval = 100 * time.Millisecond
+		c.DBBackup.Open = func(ctx context.Context, spec nodeclient.VolumeSpec) (dbbackup.Target, error) {
+			opened.Add(1)
+			return disk, nil
+		}
+	})
+	for i := 1; i <= 2; i++ {
+		inv := inventory(i)
+		inv.Disks = []state.Disk{{Name: "sda", SizeMB: 1000}}
+		r.dir.Add(proto.MAC{0x0c, 0xc4, 0, 0, 0, byte(i)}, inv)
+	}
+	l := r.leader(t)
+	replicatest.WaitFor(t, "2 nodes registered", func() bool { return r.count(l) == 2 })
+	d1, d2 := state.DiskID("00000001", "sda"), state.DiskID("00000002", "sda")
+	if c := r.call(t, l, "POST", "/api/datastores", `{"name":"db","disks":["`+d1+`","`+d2+`"],"replicas":2,"db_metadata":true}`, nil); c != 201 {
+		t.Fatalf("datastore: %d", c)
+	}
+	if c := r.call(t, l, "POST", "/api/volumes", `{"name":"ctl-db","datastore":"1","size_mb":16}`, nil); c != 201 {
+		t.Fatalf("volume: %d", c)
+	}
+	l = r.leader(t)
+	if err := r.srv[l].Replica().Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	info, _, err := r.srv[l].Replica().LatestSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h dbbackup.Header
+	var data []byte
+	replicatest.WaitFor(t, "the snapshot on the volume", func() bool {
+		h, data, err = dbbackup.ReadLatest(disk, 16<<20)
+		return err == nil && h.Index >= info.Index
+	})
+	if h.Writer != r.srv[l].Replica().ID() {
+		t.Errorf("written by %q, want the leader %s", h.Writer, r.srv[l].Replica().ID())
+	}
+	reserved := false
+	for _, c := range r.dir.Calls() {
+		if c.Method == nodetest.Fence && c.Volume == "1" {
+			reserved = true
+		}
+	}
+	if !reserved {
+		t.Error("the volume's replicas were not reserved before the copy")
+	}
+	// The copy starts a new cluster holding the volume.
+	dir := filepath.Join(t.TempDir(), "restored")
+	cfg := replicatest.FastConfig()
+	cfg.ID, cfg.DataDir = "r1", dir
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	cfg.RaftAddr = ln.Addr().String()
+	ln.Close()
+	if err := replica.InstallSnapshot(dir, []replica.Peer{{ID: cfg.ID, RaftAddr: cfg.RaftAddr}}, h.Index, h.Term, data); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := replica.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Shutdown()
+	replicatest.WaitFor(t, "the restored replica to lead", rep.IsLeader)
+	var name string
+	rep.Read(func(s *state.State) {
+		if v := s.Volumes["1"]; v != nil {
+			name = v.Name
+		}
+	})
+	if name != "ctl-db" {
+		t.Errorf("restored state has volume 1 %q, want ctl-db", name)
+	}
 }

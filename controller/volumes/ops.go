@@ -281,3 +281,26 @@ func (m *Manager) fenceDead(l *loopState, st snapshot) {
 		})
 	}
 }
+
+// Reserve makes allow (nil: this controller) the reserve list of volume's
+// replicas at its current epoch, on the leader: the db_metadata backup
+// does it before writing. It fails only when no replica took it.
+func (m *Manager) Reserve(ctx context.Context, volume string, allow []proto.MAC) error {
+	l, err := m.current()
+	if err != nil {
+		return err
+	}
+	st := m.read()
+	v := st.volume(volume)
+	if v == nil {
+		return fmt.Errorf("%w: volume %q", state.ErrNotFound, volume)
+	}
+	if allow == nil {
+		allow = []proto.MAC{m.cfg.Self}
+	}
+	ok, failed := m.fenceReplicas(ctx, l, st, v, v.Epoch, allow)
+	if len(ok) == 0 && len(failed) > 0 {
+		return fmt.Errorf("%w: no replica of volume %s took the reserve list: %v", ErrNodeFailed, volume, failed)
+	}
+	return nil
+}
