@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -227,6 +228,13 @@ func (in *Initiator) read(i int, l proto.Link) {
 			for k := range frames {
 				bufs[k] = frames[k].Payload[:cap(frames[k].Payload)]
 			}
+		}
+		if n > 0 {
+			// The replies woke their callers onto this P. On a link
+			// whose reads block in the kernel (aoe/rawlink) the next read
+			// would sit on the P with them queued behind it until
+			// another thread steals them: run them first.
+			runtime.Gosched()
 		}
 	}
 }

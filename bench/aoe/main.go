@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mvstack/mvstack/aoe/initiator"
+	"github.com/mvstack/mvstack/aoe/rawlink"
 	"github.com/mvstack/mvstack/bench/report"
 	"github.com/mvstack/mvstack/proto"
 )
@@ -42,12 +43,14 @@ func main() {
 	dir := flag.String("dir", "/var/tmp", "directory on the machine's disk for the backing files")
 	cpuprofile := flag.String("cpuprofile", "", "write the initiator's CPU profile here")
 	only := flag.String("only", "", "run only workloads whose name contains this, against our target, page cache")
+	rounds := flag.Int("rounds", 0, "with -only: measure our target and vblade alternately this many times each (page cache), instead of profiling")
+	netpoll := flag.Bool("netpoll-link", false, "use proto's netpoller AF_PACKET link in our initiator and target instead of aoe/rawlink (for comparison)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Println("bench/aoe: needs root (CAP_NET_ADMIN to make namespaces, CAP_NET_RAW for raw sockets): skipped")
 		return
 	}
-	b := &bench{dur: time.Duration(*seconds * float64(time.Second)), size: int64(*sizeMiB) << 20, dir: *dir, only: *only}
+	b := &bench{dur: time.Duration(*seconds * float64(time.Second)), size: int64(*sizeMiB) << 20, dir: *dir, only: *only, netpoll: *netpoll, rounds: *rounds}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -64,16 +67,21 @@ func main() {
 }
 
 type bench struct {
-	dur  time.Duration
-	size int64
-	dir  string
-	only string
+	dur     time.Duration
+	size    int64
+	dir     string
+	only    string
+	netpoll bool
+	rounds  int
 
-	id     string
-	ns     [2]string // initiator, target
-	work   string
-	mvaoe  string
-	link   *proto.PacketLink
+	id    string
+	ns    [2]string // initiator, target
+	work  string
+	mvaoe string
+	link  interface {
+		proto.Link
+		Stats() (received, dropped uint32, err error)
+	}
 	in     *initiator.Initiator
 	closer []func()
 }
@@ -112,6 +120,9 @@ func (b *bench) run() error {
 		if err := fill(f, b.size); err != nil {
 			return err
 		}
+	}
+	if b.only != "" && b.rounds > 0 {
+		return b.compare(cached)
 	}
 	if b.only != "" {
 		return b.profile(cached)
@@ -205,7 +216,11 @@ func (b *bench) setup() error {
 		}
 	}
 	err = inNS(b.ns[0], func() (err error) {
-		b.link, err = proto.OpenPacketLink("eth0", proto.EtherTypeAoE, nil)
+		if b.netpoll {
+			b.link, err = proto.OpenPacketLink("eth0", proto.EtherTypeAoE, nil)
+		} else {
+			b.link, err = rawlink.Open("eth0", proto.EtherTypeAoE)
+		}
 		return err
 	})
 	if err != nil {
@@ -363,10 +378,13 @@ func (b *bench) local(path string, direct bool) (map[string]float64, error) {
 // remote starts a target in the target namespace, opens shelf.1 with our
 // initiator and measures it.
 func (b *bench) remote(shelf uint16, bin string, args []string) (map[string]float64, error) {
+	if bin == b.mvaoe && b.netpoll {
+		args = append([]string{"--netpoll-link"}, args...)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", b.ns[1], bin}, args...)...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if b.only != "" {
+	if b.only != "" && b.rounds == 0 {
 		cmd.Stderr = os.Stderr
 	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
@@ -387,7 +405,7 @@ func (b *bench) remote(shelf uint16, bin string, args []string) (map[string]floa
 	}
 	defer d.Close()
 	res := b.measure(d, d.Size(), func(n int) []byte { return make([]byte, n) })
-	if b.only != "" {
+	if b.only != "" && b.rounds == 0 {
 		for _, p := range d.Paths() {
 			if r, dr, err := b.link.Stats(); err == nil {
 				fmt.Printf("initiator socket: received %d dropped %d\n", r, dr)
@@ -406,13 +424,17 @@ func (b *bench) fio(path string) error {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := exec.CommandContext(ctx, "ip", "netns", "exec", b.ns[1], b.mvaoe, "serve", "--write-back", "4", "1", "eth0", path)
+	global := []string{}
+	if b.netpoll {
+		global = append(global, "--netpoll-link")
+	}
+	srv := exec.CommandContext(ctx, "ip", append(append([]string{"netns", "exec", b.ns[1], b.mvaoe}, global...), "serve", "--write-back", "4", "1", "eth0", path)...)
 	if err := srv.Start(); err != nil {
 		cancel()
 		return err
 	}
 	sock := filepath.Join(b.work, "nbd.sock")
-	front := exec.CommandContext(ctx, "ip", "netns", "exec", b.ns[0], b.mvaoe, "nbd", "--iface", "eth0", "4.1", sock)
+	front := exec.CommandContext(ctx, "ip", append(append([]string{"netns", "exec", b.ns[0], b.mvaoe}, global...), "nbd", "--iface", "eth0", "4.1", sock)...)
 	if err := front.Start(); err != nil {
 		cancel()
 		srv.Wait()
@@ -499,5 +521,32 @@ func (b *bench) profile(path string) error {
 		fmt.Printf("%s: %.0f %s\n", w.name, res[w.name], w.unit)
 	}
 	fmt.Println("target profile:", prof)
+	return nil
+}
+
+// compare measures the selected workloads against our target and vblade
+// (both on the page-cached file) alternately, b.rounds times each, so
+// noise on a shared machine shows as spread rather than as a verdict.
+func (b *bench) compare(path string) error {
+	var sel []workload
+	for _, w := range workloads {
+		if strings.Contains(w.name, b.only) {
+			sel = append(sel, w)
+		}
+	}
+	workloads = sel
+	for r := range b.rounds {
+		ours, err := b.remote(2, b.mvaoe, []string{"serve", "--write-back", "2", "1", "eth0", path})
+		if err != nil {
+			return err
+		}
+		vb, err := b.remote(1, "vblade", []string{"1", "1", "eth0", path})
+		if err != nil {
+			return err
+		}
+		for _, w := range sel {
+			fmt.Printf("round %d %-24s ours %8.0f  vblade %8.0f %s  ×%.2f\n", r+1, w.name, ours[w.name], vb[w.name], w.unit, ours[w.name]/vb[w.name])
+		}
+	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/mvstack/mvstack/aoe"
 	"github.com/mvstack/mvstack/aoe/initiator"
 	"github.com/mvstack/mvstack/aoe/nbd"
+	"github.com/mvstack/mvstack/aoe/rawlink"
 	"github.com/mvstack/mvstack/aoe/target"
 	"github.com/mvstack/mvstack/proto"
 	"github.com/urfave/cli/v2"
@@ -30,6 +31,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ErrWriter: stderr,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug messages to stderr"},
+			&cli.BoolFlag{Name: "netpoll-link", Hidden: true, Usage: "use proto's netpoller AF_PACKET link instead of aoe/rawlink (for comparison)"},
 		},
 		Commands: []*cli.Command{
 			{
@@ -132,7 +134,16 @@ func parseShelfSlot(sh, sl string) (uint16, uint8, error) {
 	return uint16(shelf), uint8(slot), nil
 }
 
-func openLinks(ifaces []string) ([]proto.Link, func(), error) {
+// openLink opens an AoE link on the interface: aoe/rawlink, whose reads
+// block on their own thread, unless --netpoll-link asks for proto's.
+func openLink(c *cli.Context, name string) (proto.Link, error) {
+	if c.Bool("netpoll-link") {
+		return proto.OpenPacketLink(name, proto.EtherTypeAoE, nil)
+	}
+	return rawlink.Open(name, proto.EtherTypeAoE)
+}
+
+func openLinks(c *cli.Context, ifaces []string) ([]proto.Link, func(), error) {
 	var links []proto.Link
 	closeAll := func() {
 		for _, l := range links {
@@ -140,7 +151,7 @@ func openLinks(ifaces []string) ([]proto.Link, func(), error) {
 		}
 	}
 	for _, name := range ifaces {
-		l, err := proto.OpenPacketLink(name, proto.EtherTypeAoE, nil)
+		l, err := openLink(c, name)
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -206,7 +217,7 @@ func serve(c *cli.Context, stderr io.Writer) error {
 		}
 		exports = append(exports, ec)
 	}
-	link, err := proto.OpenPacketLink(iface, proto.EtherTypeAoE, nil)
+	link, err := openLink(c, iface)
 	if err != nil {
 		return err
 	}
@@ -241,7 +252,7 @@ func serve(c *cli.Context, stderr io.Writer) error {
 }
 
 func newInitiator(c *cli.Context, stderr io.Writer) (*initiator.Initiator, func(), error) {
-	links, closeLinks, err := openLinks(c.StringSlice("iface"))
+	links, closeLinks, err := openLinks(c, c.StringSlice("iface"))
 	if err != nil {
 		return nil, nil, err
 	}
