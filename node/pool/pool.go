@@ -395,9 +395,14 @@ func (p *Pool) load() error {
 		p.blockSeq[blk] = seq
 	}
 
-	// Check every owned chunk against its volume.
-	type key struct{ serial, logical uint64 }
-	seen := map[key]int64{}
+	// Check every owned chunk against its volume, building the volumes'
+	// maps as we go (they also catch a logical chunk held twice).
+	vols := make([]*Volume, len(p.slots))
+	for i, s := range p.slots {
+		if s.rec.State != stateFree {
+			vols[i] = newVolume(p, i, s.rec)
+		}
+	}
 	owned := make([]int64, len(p.slots)) // chunks per slot
 	var release []uint32
 	for ph, e := range p.entries {
@@ -408,22 +413,22 @@ func (p *Pool) load() error {
 		if !ok {
 			return fmt.Errorf("chunk %d belongs to serial %d, which no volume record has: %w", ph, e.Serial, ErrCorrupt)
 		}
-		r := p.slots[i].rec
-		k := key{e.Serial, e.Logical}
-		if other, dup := seen[k]; dup {
-			return fmt.Errorf("chunks %d and %d both hold logical chunk %d of volume %q: %w", other, ph, e.Logical, r.ID, ErrCorrupt)
-		}
-		seen[k] = int64(ph)
-		switch {
-		case r.State != stateActive:
-			release = append(release, uint32(ph)) // rolled back or finished below
-		case e.Logical >= uint64(p.chunksOf(r.Size)):
-			if !r.Thick {
+		r, v := p.slots[i].rec, vols[i]
+		if e.Logical >= uint64(p.chunksOf(r.Size)) {
+			if r.State == stateActive && !r.Thick {
 				return fmt.Errorf("chunk %d holds logical chunk %d of thin volume %q, which has %d: %w", ph, e.Logical, r.ID, p.chunksOf(r.Size), ErrCorrupt)
 			}
 			release = append(release, uint32(ph)) // a thick resize cut short
-		default:
+			continue
+		}
+		if other := v.m.get(int64(e.Logical)); other != 0 {
+			return fmt.Errorf("chunks %d and %d both hold logical chunk %d of volume %q: %w", other-1, ph, e.Logical, r.ID, ErrCorrupt)
+		}
+		v.m.set(int64(e.Logical), uint32(ph)+1)
+		if r.State == stateActive {
 			owned[i]++
+		} else {
+			release = append(release, uint32(ph)) // rolled back or finished below
 		}
 	}
 	for i, s := range p.slots {
@@ -461,16 +466,9 @@ func (p *Pool) load() error {
 	slices.SortFunc(p.free, func(a, b uint32) int { return cmp.Compare(b, a) })
 	for i, s := range p.slots {
 		if s.rec.State == stateActive {
-			p.vols[s.rec.ID] = newVolume(p, i, s.rec)
+			vols[i].allocated.Store(owned[i])
+			p.vols[s.rec.ID] = vols[i]
 		}
-	}
-	for ph, e := range p.entries {
-		if e.Serial == 0 {
-			continue
-		}
-		v := p.vols[p.slots[bySerial[e.Serial]].rec.ID]
-		v.m.set(int64(e.Logical), uint32(ph)+1)
-		v.allocated.Add(1)
 	}
 	return nil
 }
