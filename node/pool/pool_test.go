@@ -535,3 +535,87 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("free chunks %d, want %d: a chunk was taken twice", st.FreeChunks, st.Chunks-3*128)
 	}
 }
+
+// TestConcurrentLifecycle deletes, discards and creates volumes while
+// others are being written: I/O to a volume being deleted either happens
+// before or fails with ErrNotFound, and no volume ever sees another's data.
+func TestConcurrentLifecycle(t *testing.T) {
+	p, _ := newPool(t, 16*MiB, FormatOptions{ChunkSize: 64 * KiB, MaxVolumes: 16})
+	const size = 2 * MiB
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			for round := range 6 {
+				id := fmt.Sprint("w", w, "-", round)
+				v, err := p.Create(id, size, round%2 == 0)
+				if errors.Is(err, syscall.ENOSPC) {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				seed := byte(w*16 + round + 1)
+				var inner sync.WaitGroup
+				for g := range 2 {
+					inner.Go(func() {
+						for off := int64(g) * 4096; off < size; off += 8192 {
+							b := pattern(4096, seed)
+							if _, err := v.WriteAt(b, off); errors.Is(err, ErrNotFound) {
+								return // deleted under us
+							} else if errors.Is(err, syscall.ENOSPC) {
+								continue
+							} else if err != nil {
+								t.Error(err)
+								return
+							}
+							got := make([]byte, 4096)
+							if _, err := v.ReadAt(got, off); errors.Is(err, ErrNotFound) {
+								return
+							} else if err != nil {
+								t.Error(err)
+								return
+							}
+							if !bytes.Equal(got, b) && !allZero(got) {
+								t.Errorf("%s at %d: data of another volume", id, off)
+								return
+							}
+						}
+					})
+				}
+				inner.Go(func() { v.Discard(size/2, size/4) })
+				if round%3 == 2 {
+					inner.Go(func() {
+						if err := p.Delete(id); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				inner.Wait()
+				// Whatever survives holds only its own pattern or zeros.
+				if v, err := p.Volume(id); err == nil {
+					got := mustRead(t, v, size, 0)
+					want := pattern(4096, seed)
+					for off := 0; off < size; off += 4096 {
+						if blk := got[off : off+4096]; !bytes.Equal(blk, want) && !allZero(blk) {
+							t.Errorf("%s at %d: foreign data", id, off)
+							break
+						}
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var allocated int64
+	for _, vi := range p.Volumes() {
+		allocated += vi.Allocated / (64 * KiB)
+	}
+	if st := p.Stats(); allocated+st.FreeChunks != st.Chunks {
+		t.Errorf("%d allocated + %d free != %d chunks", allocated, st.FreeChunks, st.Chunks)
+	}
+	p = reopen(t, p)
+	if len(p.Volumes()) == 0 {
+		t.Error("no volume survived")
+	}
+}
