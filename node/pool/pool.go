@@ -20,19 +20,19 @@ import (
 // Errors, matched with errors.Is. A write or Create that finds no free
 // chunk fails with an error matching syscall.ENOSPC.
 var (
-	ErrNotPool    = errors.New("pool: not a pool")
-	ErrVersion    = errors.New("pool: unsupported format version")
-	ErrTruncated  = errors.New("pool: drive smaller than the pool on it")
-	ErrCorrupt    = errors.New("pool: metadata damaged or inconsistent")
-	ErrPoolExists = errors.New("pool: drive already holds a pool")
-	ErrNotBlank   = errors.New("pool: drive is not blank")
-	ErrInvalid    = errors.New("pool: invalid argument")
-	ErrRange      = errors.New("pool: out of range")
-	ErrExists     = errors.New("pool: volume exists")
-	ErrNotFound   = errors.New("pool: no such volume")
-	ErrTableFull  = errors.New("pool: volume table full")
-	ErrClosed     = errors.New("pool: closed")
-	ErrBusy       = errors.New("pool: drive in use by another pool")
+	ErrNotPool    = errors.New("not a pool")
+	ErrVersion    = errors.New("unsupported format version")
+	ErrTruncated  = errors.New("drive smaller than the pool on it")
+	ErrCorrupt    = errors.New("metadata damaged or inconsistent")
+	ErrPoolExists = errors.New("drive already holds a pool")
+	ErrNotBlank   = errors.New("drive is not blank")
+	ErrInvalid    = errors.New("invalid argument")
+	ErrRange      = errors.New("out of range")
+	ErrExists     = errors.New("volume exists")
+	ErrNotFound   = errors.New("no such volume")
+	ErrTableFull  = errors.New("volume table full")
+	ErrClosed     = errors.New("closed")
+	ErrBusy       = errors.New("drive in use by another pool")
 )
 
 // errNoMagic marks a block without our magic; Open turns it into ErrNotPool.
@@ -450,17 +450,13 @@ func (p *Pool) load() error {
 			return fmt.Errorf("recovery: %w", err)
 		}
 	}
-	var dirty bool
 	for i, s := range p.slots {
 		if s.rec.State == stateCreating || s.rec.State == stateDeleting {
 			p.slots[i].rec = volRecord{}
 			if err := p.writeRecord(i); err != nil {
 				return fmt.Errorf("recovery: %w", err)
 			}
-			dirty = true
 		}
-	}
-	if dirty {
 	}
 
 	slices.SortFunc(p.free, func(a, b uint32) int { return cmp.Compare(b, a) })

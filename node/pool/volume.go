@@ -70,7 +70,8 @@ func (v *Volume) infoLocked() VolumeInfo {
 	return VolumeInfo{ID: v.id, Size: v.Size(), Thick: v.thick, Allocated: v.Allocated(), Epoch: v.Epoch(), InSync: v.InSync()}
 }
 
-// SetEpoch stores the epoch durably before it returns.
+// SetEpoch stores the epoch durably before it returns. It takes any value:
+// refusing a stale epoch is the caller's business.
 func (v *Volume) SetEpoch(e uint64) error {
 	return v.setRecord(func(r *volRecord) { r.Epoch = e }, func() { v.epoch.Store(e) })
 }
