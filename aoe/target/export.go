@@ -139,6 +139,10 @@ type Export struct {
 	config   []byte
 	mask     []proto.MAC
 	reserved []proto.MAC
+	// maskNow and reservedNow are copies of mask and reserved, replaced
+	// (under mu) whenever those change, so every request checks them
+	// without a lock.
+	maskNow, reservedNow atomic.Pointer[[]proto.MAC]
 
 	reads, writes, flushes, readBytes, writtenBytes atomic.Uint64
 	ataErrors, aoeErrors, masked                    atomic.Uint64
@@ -165,7 +169,16 @@ func newExport(cfg ExportConfig) (*Export, error) {
 		idle:     make(chan struct{}, 1),
 	}
 	e.fence.init(cfg.Epoch, cfg.OnEpoch)
+	e.publish()
 	return e, nil
+}
+
+// publish makes the current mask and reserve list visible to allowed and
+// mayChange. It runs under e.mu (or before the export is shared).
+func (e *Export) publish() {
+	m, r := slices.Clone(e.mask), slices.Clone(e.reserved)
+	e.maskNow.Store(&m)
+	e.reservedNow.Store(&r)
 }
 
 // ref counts a request in flight; it fails once the export is removed.
@@ -241,6 +254,7 @@ func (e *Export) SetReserve(macs []proto.MAC) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.reserved = slices.Clone(macs)
+	e.publish()
 	return nil
 }
 
@@ -258,16 +272,14 @@ func (e *Export) Stats() Stats {
 
 // allowed reports whether src passes the MAC mask.
 func (e *Export) allowed(src proto.MAC) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.mask) == 0 || slices.Contains(e.mask, src)
+	m := *e.maskNow.Load()
+	return len(m) == 0 || slices.Contains(m, src)
 }
 
 // mayChange reports whether src passes the reserve list.
 func (e *Export) mayChange(src proto.MAC) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.reserved) == 0 || slices.Contains(e.reserved, src)
+	r := *e.reservedNow.Load()
+	return len(r) == 0 || slices.Contains(r, src)
 }
 
 // refuse answers error 6 when src is not on a non-empty reserve list. It
@@ -335,6 +347,7 @@ func (e *Export) maskReply(req *aoe.MACMaskArg, src proto.MAC, rep *aoe.Frame) {
 		if e.refuse(src, rep) {
 			break
 		}
+		defer e.publish() // runs before the deferred Unlock
 	edit:
 		for _, d := range req.Directives {
 			switch d.Cmd {
@@ -377,8 +390,10 @@ func (e *Export) reserveReply(req *aoe.ReserveArg, src proto.MAC, rep *aoe.Frame
 			break
 		}
 		e.reserved = slices.Clone(req.MACs)
+		e.publish()
 	case aoe.ReserveForceSet:
 		e.reserved = slices.Clone(req.MACs)
+		e.publish()
 	default:
 		rep.Flags |= aoe.FlagError
 		rep.Error = aoe.ErrBadArgument

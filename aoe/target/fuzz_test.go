@@ -37,10 +37,10 @@ func FuzzHandle(f *testing.F) {
 		}
 		buf := <-srv.free
 		n := copy(buf, b)
-		kept, inline := srv.handle(buf, n, clientMAC)
+		kept, j, self := srv.handle(buf, n, clientMAC)
 		switch {
-		case inline != nil:
-			srv.doATA(*inline)
+		case self:
+			srv.doATA(j)
 		case kept:
 			srv.doATA(<-srv.work)
 		default:

@@ -245,9 +245,9 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("target: reading link: %w", err)
 		}
-		kept, inline := s.handle(buf, n, src)
-		if inline != nil {
-			s.doATA(*inline)
+		kept, j, self := s.handle(buf, n, src)
+		if self {
+			s.doATA(j)
 		} else if !kept {
 			s.free <- buf
 		}
@@ -262,37 +262,45 @@ const maxBatch = 32
 // maxBatch), reads a batch, handles every frame, and sends the replies it
 // produced itself in batches too.
 func (s *Server) readBatches(ctx context.Context, br proto.BatchReader) error {
+	// The reader keeps the buffers of its batch across reads: a frame
+	// that needs no buffer (answered at once, or dropped) leaves its
+	// buffer in place, and only the slots whose buffers went with a
+	// request are filled again from the pool.
 	frames := make([]proto.Frame, maxBatch)
+	have := 0 // frames[:have] hold buffers
+	defer func() {
+		for i := range frames[:have] {
+			s.free <- frames[i].Payload
+		}
+	}()
 	var inline []job
 	for {
-		n := 0
-		select {
-		case b := <-s.free:
-			frames[0].Payload = b
-			n = 1
-		case <-ctx.Done():
-			return nil
-		}
-	more:
-		for n < maxBatch {
+	fill:
+		for have < maxBatch {
 			select {
 			case b := <-s.free:
-				frames[n].Payload = b
-				n++
+				frames[have].Payload = b
+				have++
 			default:
-				break more
+				break fill
 			}
 		}
-		got, err := br.ReadBatch(frames[:n])
+		if have == 0 {
+			select {
+			case b := <-s.free:
+				frames[0].Payload = b
+				have = 1
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		got, err := br.ReadBatch(frames[:have])
 		// ReadBatch may move buffers between slots; each slot still holds
 		// one whole buffer.
-		for i := range frames[:n] {
+		for i := range frames[:have] {
 			frames[i].Payload = frames[i].Payload[:cap(frames[i].Payload)]
 		}
 		if err != nil {
-			for i := range frames[:n] {
-				s.free <- frames[i].Payload
-			}
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -302,19 +310,23 @@ func (s *Server) readBatches(ctx context.Context, br proto.BatchReader) error {
 			return fmt.Errorf("target: reading link: %w", err)
 		}
 		inline = inline[:0]
-		for i := range frames[:got] {
+		left := 0 // buffers still held, moved to the front
+		for i := range frames[:have] {
 			f := &frames[i]
-			kept, j := s.handle(f.Payload, len(f.Payload), f.Src)
-			switch {
-			case j != nil:
-				inline = append(inline, *j)
-			case !kept:
-				s.free <- f.Payload
+			if i < got {
+				kept, j, self := s.handle(f.Payload, len(f.Payload), f.Src)
+				if self {
+					inline = append(inline, j)
+				}
+				if kept || self {
+					f.Payload = nil
+					continue
+				}
 			}
+			frames[left].Payload = f.Payload[:cap(f.Payload)]
+			left++
 		}
-		for i := got; i < n; i++ {
-			s.free <- frames[i].Payload
-		}
+		have = left
 		s.replyInline(inline)
 	}
 }
@@ -361,23 +373,25 @@ func (s *Server) announce(e *Export) {
 	s.send(&rep, proto.Broadcast)
 }
 
-// handle processes one frame. It returns true when it kept buf (handed to
-// a worker, or queued behind an overlapping write), or a job the caller must
-// run itself (a page-cache read) with buf.
-func (s *Server) handle(buf []byte, n int, src proto.MAC) (bool, *job) {
+// handle processes one frame. It returns kept when it kept buf (handed to
+// a worker, or queued behind an overlapping write), or self with a job the
+// caller must run itself (a page-cache read) with buf.
+func (s *Server) handle(buf []byte, n int, src proto.MAC) (kept bool, j job, self bool) {
 	var f aoe.Frame
 	if err := f.UnmarshalBinary(buf[:n]); err != nil {
 		s.malformed.Add(1)
-		return false, nil
+		return false, job{}, false
 	}
 	if f.IsResponse() || src.IsMulticast() {
-		return false, nil
+		return false, job{}, false
 	}
 	broadcast := f.Shelf == aoe.BroadcastShelf || f.Slot == aoe.BroadcastSlot
 	t := s.exports.Load()
+	var one [1]*Export
 	var targets []*Export
 	if e := t.byAddr[addr(f.Shelf, f.Slot)]; e != nil {
-		targets = []*Export{e}
+		one[0] = e
+		targets = one[:]
 	} else if broadcast {
 		for _, e := range t.list {
 			if (f.Shelf == aoe.BroadcastShelf || f.Shelf == e.cfg.Shelf) && (f.Slot == aoe.BroadcastSlot || f.Slot == e.cfg.Slot) {
@@ -386,7 +400,7 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) (bool, *job) {
 		}
 	} else {
 		s.unknownTarget.Add(1)
-		return false, nil
+		return false, job{}, false
 	}
 	for _, e := range targets {
 		if !e.allowed(src) {
@@ -421,7 +435,7 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) (bool, *job) {
 			if !e.ref() {
 				continue // removed meanwhile
 			}
-			j := job{e: e, src: src, buf: buf, f: f}
+			j = job{e: e, src: src, buf: buf, f: f}
 			if e.fence.on && gated(f.ATA.CmdStatus) {
 				ep, code := e.fence.admit(src)
 				if code != 0 {
@@ -434,11 +448,11 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) (bool, *job) {
 			}
 			if e.order.admit(&j) {
 				if e.inline && (isRead(&j.f) || e.cfg.WriteBack && isWrite(&j.f)) {
-					return true, &j
+					return false, j, true
 				}
 				s.work <- j
 			}
-			return true, nil
+			return true, job{}, false
 		case aoe.CmdConfig:
 			if e.configReply(&f.Config, src, s.spf, &rep) {
 				s.countErr(e, &rep)
@@ -470,18 +484,22 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) (bool, *job) {
 			}
 			// A registration may raise the epoch, which calls OnEpoch
 			// and waits for older requests: never on the reader.
-			go func() {
-				defer e.unref()
-				rep.Epoch = e.fence.register(src, f.Epoch)
-				s.send(&rep, src)
-			}()
+			go s.epoch(e, src, rep.Header, f.Epoch)
 		default:
 			if !broadcast {
 				s.fail(e, &rep, f, aoe.ErrUnrecognizedCommand, src)
 			}
 		}
 	}
-	return false, nil
+	return false, job{}, false
+}
+
+// epoch answers an epoch command; it runs on its own goroutine and holds
+// a reference to e.
+func (s *Server) epoch(e *Export, src proto.MAC, h aoe.Header, req aoe.EpochArg) {
+	defer e.unref()
+	rep := aoe.Frame{Header: h, Epoch: e.fence.register(src, req)}
+	s.send(&rep, src)
 }
 
 func isRead(f *aoe.Frame) bool {

@@ -305,6 +305,7 @@ func TestMACMaskSilencesOthers(t *testing.T) {
 		e := r.srv.Exports()[0]
 		e.mu.Lock()
 		e.mask = append(e.mask, clientMAC)
+		e.publish()
 		e.mu.Unlock()
 		rep, ok := r.do(aoe.Frame{Header: aoe.Header{Shelf: 1, Slot: 2, Command: aoe.CmdMACMask},
 			MACMask: aoe.MACMaskArg{Cmd: aoe.MaskEdit, Directives: []aoe.Directive{{Cmd: aoe.DirDelete, MAC: otherMAC}, {Cmd: aoe.DirAdd, MAC: targetMAC}}}})
