@@ -92,3 +92,29 @@ func TestBlockDevice(t *testing.T) {
 		t.Errorf("after reopen: %q", got)
 	}
 }
+
+// TestBlockDeviceMounted: a drive the kernel holds (here claimed by
+// another exclusive opener, as a mount would) is refused, not formatted.
+func TestBlockDeviceMounted(t *testing.T) {
+	dev := loopDevice(t, 8*MiB)
+	f, err := os.OpenFile(dev, os.O_RDWR|os.O_EXCL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := Format(dev, FormatOptions{Force: true}); !errors.Is(err, ErrBusy) {
+		t.Errorf("Format of a claimed device: %v, want ErrBusy", err)
+	}
+	f.Close()
+	if err := Format(dev, FormatOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Open(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := Open(dev); !errors.Is(err, ErrBusy) {
+		t.Errorf("second Open: %v, want ErrBusy", err)
+	}
+}

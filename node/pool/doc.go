@@ -99,5 +99,7 @@
 //
 // A block that was durable and is later damaged by the medium falls back
 // to its older copy; that is outside the crash model. The pool locks its
-// drive with flock so that two processes never open it at once.
+// drive with flock so that two processes never open it at once, and opens a
+// block device O_EXCL, so that a mounted or otherwise claimed drive is
+// refused with ErrBusy instead of formatted.
 package pool

@@ -44,8 +44,18 @@ type fileDrive struct {
 	block bool
 }
 
+// openDrive opens a regular file or a block device. A block device opened
+// for writing is opened O_EXCL, which the kernel refuses (ErrBusy) while
+// the device is mounted or claimed by another exclusive opener.
 func openDrive(path string, flags int) (*fileDrive, error) {
-	f, err := os.OpenFile(path, flags, 0)
+	main := flags
+	if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 && flags&(os.O_WRONLY|os.O_RDWR) != 0 {
+		main |= os.O_EXCL
+	}
+	f, err := os.OpenFile(path, main, 0)
+	if errors.Is(err, unix.EBUSY) {
+		return nil, fmt.Errorf("%w: %w", ErrBusy, err)
+	}
 	if err != nil {
 		return nil, err
 	}
