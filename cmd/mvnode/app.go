@@ -35,10 +35,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.DurationFlag{Name: "heartbeat-interval", Value: time.Duration(def.HeartbeatInterval), Usage: "how often heartbeats go out"},
 			&cli.DurationFlag{Name: "stats-interval", Value: time.Duration(def.StatsInterval), Usage: "how often stat frames (EtherType 0x88B6) go out, 1s to 1h; 0 sends none"},
 			&cli.StringSliceFlag{Name: "export", Usage: "serve a disk as an AoE target: SHELF.SLOT:PATH[,ro][,wb] (repeatable), e.g. 7.1:/srv/disk1.img"},
+			&cli.StringFlag{Name: "volume-dir", Value: def.VolumeDir, Usage: "where attached volumes are served as NBD: unix sockets DIR/VOLUME.sock (a domain disk nbd:DIR/VOLUME.sock)"},
+			&cli.DurationFlag{Name: "volume-io-timeout", Value: time.Duration(def.VolumeIOTimeout), Usage: "how long an attached volume waits for a replica, and for the controller to drop a failed one, before the I/O fails"},
 			&cli.StringFlag{Name: "stats-dest", Usage: "send stat frames to the aggregator (mvstatsd) at this MAC (default: broadcast)"},
 			&cli.DurationFlag{Name: "tolerance", Value: time.Duration(def.Tolerance), Usage: "how long a silent peer is waited for"},
 			&cli.IntFlag{Name: "cpu-overcommit", Value: def.CPUOvercommit, Usage: "vCPUs per pCPU for the whole node, 1..8"},
-			&cli.StringSliceFlag{Name: "drive-file", Usage: "a file reported as a drive (repeatable)"},
+			&cli.StringSliceFlag{Name: "drive-file", Usage: "a file reported as a drive (repeatable); a blank one (first 64 KiB zero) is formatted as a pool when the controller first places a replica on it, one holding other data is refused, never overwritten"},
 			&cli.StringFlag{Name: "qemu-binary", Usage: "qemu-system-x86_64 to run guests with (qemu driver)"},
 			&cli.StringFlag{Name: "run-dir", Usage: "where QEMU guests' sockets and logs go (qemu driver; default STATE-DIR/qemu or /run/mvnode/NODE)"},
 			&cli.StringFlag{Name: "accel", Usage: "QEMU accelerator: tcg or kvm (qemu driver; default tcg)"},
@@ -79,6 +81,10 @@ func config(c *cli.Context) (agent.Config, error) {
 		cfg.StopGuestsOnExit = c.Bool("stop-guests-on-exit")
 	}
 	str("stats-dest", &cfg.StatsDest)
+	str("volume-dir", &cfg.VolumeDir)
+	if c.IsSet("volume-io-timeout") {
+		cfg.VolumeIOTimeout = agent.Duration(c.Duration("volume-io-timeout"))
+	}
 	for _, x := range c.StringSlice("export") {
 		e, err := agent.ParseExport(x)
 		if err != nil {

@@ -66,7 +66,7 @@ type Agent struct {
 	detachStats func()
 	stats       *emitter.Emitter
 	statsLink   proto.Link
-	aoe         *aoeRole // the storage role (aoe.go), nil without exports
+	storage     *storage // the storage role (storage.go, volumes.go)
 }
 
 // New builds the node: endpoint, inventory, ledger, driver, handlers and
@@ -163,12 +163,14 @@ func New(cfg Config) (*Agent, error) {
 		a.ep.Close()
 		return nil, fmt.Errorf("agent: stat frames: %w", err)
 	}
-	if err := a.startExports(); err != nil {
+	if err := a.startStorage(); err != nil {
 		a.closePerfc()
 		a.ep.Close()
-		return nil, fmt.Errorf("agent: AoE exports: %w", err)
+		return nil, fmt.Errorf("agent: storage: %w", err)
 	}
+	a.registerStorage()
 	if err := a.serveMetrics(); err != nil {
+		a.storage.close()
 		a.closePerfc()
 		a.ep.Close()
 		return nil, err
@@ -219,9 +221,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.stats != nil {
 		go a.stats.Run(ctx)
 	}
-	if a.aoe != nil {
-		go a.aoe.serve(ctx, a)
-	}
+	go a.storage.serve(ctx)
 	a.adopt(ctx)
 	a.scanWild(ctx)
 	a.heartbeat(ctx)
@@ -275,8 +275,8 @@ func (a *Agent) Close() error {
 	if a.statsLink != nil {
 		a.statsLink.Close()
 	}
-	if a.aoe != nil {
-		a.aoe.close()
+	if a.storage != nil {
+		a.storage.close()
 	}
 	return a.ep.Close()
 }

@@ -1,20 +1,17 @@
 package agent
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/mvstack/mvstack/aoe/target"
 	"github.com/mvstack/mvstack/perfc"
-	"github.com/mvstack/mvstack/proto"
 )
 
-// The storage role: the node serves its local disks (files stand in for
-// drives in the lab) as ATA-over-Ethernet targets at shelf.slot, and counts
-// what they serve in its perfc set (aoe.target.*).
+// The node's AoE target serves the disks given with --export, and the
+// volume replicas the controller assigns (storage.go), and counts what
+// they serve in its perfc set (aoe.target.*).
 
 // Export is one AoE export of the node: "SHELF.SLOT:PATH[,ro][,wb]".
 type Export struct {
@@ -50,80 +47,6 @@ func ParseExport(s string) (Export, error) {
 		}
 	}
 	return e, nil
-}
-
-// startExports opens the AoE link and the backends, when the node exports
-// any disk. The server runs in Run.
-func (a *Agent) startExports() error {
-	if len(a.cfg.Exports) == 0 {
-		return nil
-	}
-	link := a.cfg.AoELink
-	if link == nil {
-		if a.cfg.Link != nil {
-			return errors.New("Config.Exports on an injected link need Config.AoELink")
-		}
-		l, err := proto.OpenPacketLink(a.cfg.Iface, proto.EtherTypeAoE, nil)
-		if err != nil {
-			return err
-		}
-		link = l
-	}
-	var exports []target.ExportConfig
-	var backends []*target.File
-	closeAll := func() {
-		for _, b := range backends {
-			b.Close()
-		}
-		link.Close()
-	}
-	for _, x := range a.cfg.Exports {
-		b, err := target.OpenFile(x.Path, target.FileOptions{ReadOnly: x.ReadOnly})
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("export %d.%d: %w", x.Shelf, x.Slot, err)
-		}
-		backends = append(backends, b)
-		ec := target.DefaultExportConfig()
-		ec.Shelf, ec.Slot, ec.Backend, ec.ReadOnly, ec.WriteBack = x.Shelf, x.Slot, b, x.ReadOnly, x.WriteBack
-		ec.Serial = fmt.Sprintf("%s-%d.%d", a.inv.NodeID, x.Shelf, x.Slot)
-		exports = append(exports, ec)
-	}
-	tcfg := target.DefaultConfig()
-	tcfg.Logger = a.log
-	srv, err := target.NewServer(link, tcfg, exports...)
-	if err != nil {
-		closeAll()
-		return err
-	}
-	detach, err := a.set.Attach(exportsSource(srv))
-	if err != nil {
-		closeAll()
-		return err
-	}
-	a.aoe = &aoeRole{srv: srv, link: link, backends: backends, detach: detach}
-	return nil
-}
-
-type aoeRole struct {
-	srv      *target.Server
-	link     proto.Link
-	backends []*target.File
-	detach   func()
-}
-
-func (r *aoeRole) serve(ctx context.Context, a *Agent) {
-	if err := r.srv.Serve(ctx); err != nil && ctx.Err() == nil {
-		a.log.Error("AoE target stopped", "err", err)
-	}
-}
-
-func (r *aoeRole) close() {
-	r.detach()
-	r.link.Close()
-	for _, b := range r.backends {
-		b.Close()
-	}
 }
 
 // exportsSource reads the exports' counters into the node's set when a

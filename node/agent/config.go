@@ -12,6 +12,7 @@ import (
 	"github.com/mvstack/mvstack/node/domain"
 	"github.com/mvstack/mvstack/node/inventory"
 	"github.com/mvstack/mvstack/node/nodeclient"
+	"github.com/mvstack/mvstack/node/volume"
 	"github.com/mvstack/mvstack/proto"
 	"github.com/mvstack/mvstack/statsd/emitter"
 )
@@ -68,6 +69,16 @@ type Config struct {
 	// tests, serves them on a given link.
 	Exports []Export   `json:"exports,omitempty"`
 	AoELink proto.Link `json:"-"`
+	// InitiatorLink, for tests, is the link the node's volume client
+	// reaches other nodes' replicas on (an AoE initiator); without it the
+	// initiator opens Iface (none when Link is given).
+	InitiatorLink proto.Link `json:"-"`
+	// VolumeDir holds the unix sockets the node serves attached volumes
+	// on as NBD, <id>.sock (default /run/mvstack/volumes).
+	VolumeDir string `json:"volume_dir,omitempty"`
+	// VolumeIOTimeout bounds each replica request of an attached volume
+	// and the controller's answer when a replica fails (volume.Config.IOTimeout).
+	VolumeIOTimeout Duration `json:"volume_io_timeout"`
 	// StateDir keeps the highest term seen and the domains the node should
 	// run across restarts; empty keeps nothing.
 	StateDir string `json:"state_dir,omitempty"`
@@ -141,7 +152,7 @@ func duplicateExport(xs []Export) string {
 func validMAC(s string) bool { _, err := proto.ParseMAC(s); return err == nil }
 
 // DefaultConfig returns a sim node's defaults: heartbeats every second, the protocol's 1.5 s tolerance,
-// overcommit 8, 64 KiB consoles, 256 events.
+// overcommit 8, 64 KiB consoles, 256 events, volume sockets in /run/mvstack/volumes, 30 s volume I/O bound.
 func DefaultConfig() Config {
 	return Config{
 		KeyFile:           "/etc/mvstack/cluster.key",
@@ -152,6 +163,8 @@ func DefaultConfig() Config {
 		CPUOvercommit:     8,
 		ConsoleSize:       64 << 10,
 		Events:            256,
+		VolumeDir:         "/run/mvstack/volumes",
+		VolumeIOTimeout:   Duration(volume.DefaultConfig().IOTimeout),
 	}
 }
 
@@ -178,6 +191,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("agent: Config.ConsoleSize %d: want at least 256 bytes", c.ConsoleSize)
 	case c.Events < 1:
 		return fmt.Errorf("agent: Config.Events %d: keep at least one", c.Events)
+	case c.VolumeDir == "":
+		return errors.New("agent: Config.VolumeDir is empty: attached volumes need a directory for their sockets")
+	case c.VolumeIOTimeout < Duration(10*time.Millisecond):
+		return fmt.Errorf("agent: Config.VolumeIOTimeout %v is below 10ms", time.Duration(c.VolumeIOTimeout))
 	}
 	if c.Controller != "" {
 		m, err := proto.ParseMAC(c.Controller)

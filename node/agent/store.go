@@ -12,11 +12,13 @@ import (
 	"strings"
 
 	"github.com/mvstack/mvstack/node/domain"
+	"github.com/mvstack/mvstack/node/nodeclient"
 )
 
 // store keeps what must survive a daemon restart in the state directory:
-// "term" (the highest controller term, decimal) and "domains.json" (the
-// specs of the domains the node should run). A store without a directory
+// "term" (the highest controller term, decimal), "domains.json" (the
+// specs of the domains the node should run) and "replicas.json" (the
+// volume replicas it serves). A store without a directory
 // keeps nothing.
 type store struct{ dir string }
 
@@ -105,4 +107,40 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// loadReplicas reads "replicas.json": the replicas the controller last
+// assigned, so a restarted node serves them again before it hears from the
+// controller.
+func (s *store) loadReplicas() ([]nodeclient.ReplicaAssignment, error) {
+	if s.dir == "" {
+		return nil, nil
+	}
+	path := filepath.Join(s.dir, "replicas.json")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent: state: %w", err)
+	}
+	var out []nodeclient.ReplicaAssignment
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("agent: state file %s: %w", path, err)
+	}
+	return out, nil
+}
+
+func (s *store) saveReplicas(list []nodeclient.ReplicaAssignment) error {
+	if s.dir == "" {
+		return nil
+	}
+	if list == nil {
+		list = []nodeclient.ReplicaAssignment{}
+	}
+	b, err := json.MarshalIndent(list, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(s.dir, "replicas.json"), b)
 }
