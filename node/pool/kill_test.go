@@ -47,6 +47,8 @@ func TestKill9(t *testing.T) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKill9$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "MVPOOL_KILL9_DRIVE="+path, fmt.Sprint("MVPOOL_KILL9_ROUND=", round))
 		cmd.Stderr = os.Stderr
+		// The child dies with the test process, whatever happens to it.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -142,6 +144,7 @@ func checkKilled(path string, acked map[[2]uint32]uint32) error {
 // kill9Child writes until it is killed, printing "ack TAG BLOCK VERSION"
 // for every write a Sync covered.
 func kill9Child(path string, round int) {
+	time.AfterFunc(2*time.Minute, func() { os.Exit(3) }) // never outlive a stuck parent
 	p, err := Open(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
