@@ -17,7 +17,8 @@ import (
 // the last sync, some torn) and checks that Open succeeds, every volume
 // holds only data it may hold (what Sync acknowledged, or a later write),
 // no volume shows another's data, the chunk accounting adds up, and every
-// free chunk reads as zeros.
+// free chunk reads as zeros. Power fails again during the recovery that
+// Open does, too.
 
 const crashBlock = 4096
 
@@ -68,15 +69,33 @@ func (m *mvol) block(b uint32) *mblock {
 }
 
 type crashModel struct {
-	vols    map[string]*mvol
-	nextTag uint32
-	ver     uint32
+	recoveryCrashes int
+	vols            map[string]*mvol
+	nextTag         uint32
+	ver             uint32
 }
 
 // check opens a crashed image and compares it with the model.
-func (cm *crashModel) check(img []byte) error {
+// When rng is not nil, power also fails before every drive operation of
+// the recovery Open makes, and each such image is checked too.
+func (cm *crashModel) check(img []byte, rng *rand.Rand) error {
 	d := newMemDrive(img)
+	var again error
+	if rng != nil {
+		d.before = func() {
+			cm.recoveryCrashes++
+			if again == nil {
+				if err := cm.check(d.crash(rng), nil); err != nil {
+					again = fmt.Errorf("power lost again during recovery: %w", err)
+				}
+			}
+		}
+	}
 	p, err := open(d, "crashed")
+	d.before = nil
+	if again != nil {
+		return again
+	}
 	if err != nil {
 		return fmt.Errorf("open after crash: %w", err)
 	}
@@ -224,7 +243,7 @@ func powerLoss(t *testing.T, seed uint64, every int) {
 		if crashes%every != 0 {
 			return
 		}
-		if err := cm.check(d.crash(crashRNG)); err != nil {
+		if err := cm.check(d.crash(crashRNG), crashRNG); err != nil {
 			t.Fatalf("power loss at drive operation %d: %v", crashes, err)
 		}
 	}
@@ -343,5 +362,5 @@ func powerLoss(t *testing.T, seed uint64, every int) {
 			create(fmt.Sprint("v", names), int64(1+rng.IntN(16))*64*KiB, rng.IntN(3) == 0)
 		}
 	}
-	t.Logf("checked %d power losses; %d volumes live, %d chunks free", crashes, len(live()), p.Stats().FreeChunks)
+	t.Logf("checked %d power losses and %d during recovery; %d volumes live, %d chunks free", crashes, cm.recoveryCrashes, len(live()), p.Stats().FreeChunks)
 }
