@@ -25,9 +25,16 @@ type path struct {
 
 	sent, retransmits, replies uint64
 
-	sendMu sync.Mutex // orders numbering and writing of transmissions
-	seq    uint64     // transmissions written on this path, numbering them
-	out    []*request // requests whose latest transmission is on this path, in send order
+	// Transmissions queue on the path; one goroutine at a time (the
+	// sender) numbers and writes everything queued, in one sendmmsg per
+	// round, so concurrent callers share system calls.
+	qmu     sync.Mutex
+	queue   []sendable // waiting for the sender; guarded by qmu
+	spare   []sendable // the sender's other queue buffer; guarded by qmu
+	sending bool       // a sender is running; guarded by qmu
+
+	seq uint64     // transmissions written on this path, numbering them (sender only, under in.mu)
+	out []*request // requests whose latest transmission is on this path, in send order
 
 	reorder int // overtakes that do not mean loss, learnt from replies
 	// undoCwnd and undoSsthresh are the window before the last cut, put
@@ -174,14 +181,36 @@ func (in *Initiator) startAll(reqs []*request, p *path) {
 	in.writeAll(p, sends)
 }
 
-// writeAll numbers transmissions on path p and writes them, with one
-// sendmmsg when there are several and the link offers it. Numbering and
-// writing happen under the path's send lock, so the numbers follow the
-// order on the wire and a reply overtakes only requests really sent before
-// it.
+// writeAll queues transmissions on path p and, unless another goroutine
+// is already writing for the path, becomes its sender: it numbers and
+// writes everything queued, with one sendmmsg per round when the link
+// offers it, until the queue is empty. Numbering and writing by one sender
+// at a time keep the numbers in the order on the wire, so a reply
+// overtakes only requests really sent before it.
 func (in *Initiator) writeAll(p *path, sends []sendable) {
+	p.qmu.Lock()
+	p.queue = append(p.queue, sends...)
+	if p.sending {
+		p.qmu.Unlock()
+		return
+	}
+	p.sending = true
+	for len(p.queue) > 0 {
+		batch := p.queue
+		p.queue = p.spare[:0]
+		p.qmu.Unlock()
+		in.writeNow(p, batch)
+		clear(batch)
+		p.qmu.Lock()
+		p.spare = batch[:0]
+	}
+	p.sending = false
+	p.qmu.Unlock()
+}
+
+// writeNow numbers and writes transmissions on p. Only p's sender calls it.
+func (in *Initiator) writeNow(p *path, sends []sendable) {
 	payloads := make([][]byte, 0, len(sends))
-	p.sendMu.Lock()
 	in.mu.Lock()
 	for _, snd := range sends {
 		if !snd.r.done && snd.r.gen == snd.gen {
@@ -205,7 +234,6 @@ func (in *Initiator) writeAll(p *path, sends []sendable) {
 			}
 		}
 	}
-	p.sendMu.Unlock()
 	for _, snd := range sends {
 		*snd.b = (*snd.b)[:0]
 		in.frames.Put(snd.b)

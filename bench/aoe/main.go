@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -378,6 +379,26 @@ func (b *bench) local(path string, direct bool) (map[string]float64, error) {
 // remote starts a target in the target namespace, opens shelf.1 with our
 // initiator and measures it.
 func (b *bench) remote(shelf uint16, bin string, args []string) (map[string]float64, error) {
+	d, stop, err := b.serve(shelf, bin, args)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	res := b.measure(d, d.Size(), func(n int) []byte { return make([]byte, n) })
+	if b.only != "" && b.rounds == 0 {
+		for _, p := range d.Paths() {
+			if r, dr, err := b.link.Stats(); err == nil {
+				fmt.Printf("initiator socket: received %d dropped %d\n", r, dr)
+			}
+			fmt.Printf("path %s: window %d srtt %v rto %v sent %d retransmits %d replies %d\n", p.MAC, p.Window, p.SRTT, p.RTO, p.Sent, p.Retransmits, p.Replies)
+		}
+	}
+	return res, nil
+}
+
+// serve starts a target in the target namespace and opens shelf.1 with
+// our initiator; stop closes the device and stops the target.
+func (b *bench) serve(shelf uint16, bin string, args []string) (*initiator.Device, func(), error) {
 	if bin == b.mvaoe && b.netpoll {
 		args = append([]string{"--netpoll-link"}, args...)
 	}
@@ -390,9 +411,8 @@ func (b *bench) remote(shelf uint16, bin string, args []string) (map[string]floa
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	if err := cmd.Start(); err != nil {
 		cancel()
-		return nil, err
+		return nil, nil, err
 	}
-	defer func() { cancel(); cmd.Wait() }()
 	var d *initiator.Device
 	var err error
 	for range 20 {
@@ -401,19 +421,11 @@ func (b *bench) remote(shelf uint16, bin string, args []string) (map[string]floa
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", bin, err)
+		cancel()
+		cmd.Wait()
+		return nil, nil, fmt.Errorf("%s: %w", bin, err)
 	}
-	defer d.Close()
-	res := b.measure(d, d.Size(), func(n int) []byte { return make([]byte, n) })
-	if b.only != "" && b.rounds == 0 {
-		for _, p := range d.Paths() {
-			if r, dr, err := b.link.Stats(); err == nil {
-				fmt.Printf("initiator socket: received %d dropped %d\n", r, dr)
-			}
-			fmt.Printf("path %s: window %d srtt %v rto %v sent %d retransmits %d replies %d\n", p.MAC, p.Window, p.SRTT, p.RTO, p.Sent, p.Retransmits, p.Replies)
-		}
-	}
-	return res, nil
+	return d, func() { d.Close(); cancel(); cmd.Wait() }, nil
 }
 
 // fio runs fio's nbd engine through mvaoe nbd against our target, beside
@@ -525,8 +537,10 @@ func (b *bench) profile(path string) error {
 }
 
 // compare measures the selected workloads against our target and vblade
-// (both on the page-cached file) alternately, b.rounds times each, so
-// noise on a shared machine shows as spread rather than as a verdict.
+// (both serving the page-cached file at once) alternately, workload by
+// workload, b.rounds times each, so that noise on a shared machine shows
+// as spread rather than as a verdict; it prints every pair and the median
+// ratio.
 func (b *bench) compare(path string) error {
 	var sel []workload
 	for _, w := range workloads {
@@ -534,19 +548,27 @@ func (b *bench) compare(path string) error {
 			sel = append(sel, w)
 		}
 	}
-	workloads = sel
-	for r := range b.rounds {
-		ours, err := b.remote(2, b.mvaoe, []string{"serve", "--write-back", "2", "1", "eth0", path})
-		if err != nil {
-			return err
+	ours, stopOurs, err := b.serve(2, b.mvaoe, []string{"serve", "--write-back", "2", "1", "eth0", path})
+	if err != nil {
+		return err
+	}
+	defer stopOurs()
+	vb, stopVB, err := b.serve(1, "vblade", []string{"1", "1", "eth0", path})
+	if err != nil {
+		return err
+	}
+	defer stopVB()
+	buf := func(n int) []byte { return make([]byte, n) }
+	for _, w := range sel {
+		var ratios []float64
+		for r := range b.rounds {
+			o := b.one(ours, ours.Size(), w, buf)
+			v := b.one(vb, vb.Size(), w, buf)
+			ratios = append(ratios, o/v)
+			fmt.Printf("round %d %-24s ours %8.0f  vblade %8.0f %s  ×%.2f\n", r+1, w.name, o, v, w.unit, o/v)
 		}
-		vb, err := b.remote(1, "vblade", []string{"1", "1", "eth0", path})
-		if err != nil {
-			return err
-		}
-		for _, w := range sel {
-			fmt.Printf("round %d %-24s ours %8.0f  vblade %8.0f %s  ×%.2f\n", r+1, w.name, ours[w.name], vb[w.name], w.unit, ours[w.name]/vb[w.name])
-		}
+		slices.Sort(ratios)
+		fmt.Printf("median  %-24s ×%.2f\n", w.name, ratios[len(ratios)/2])
 	}
 	return nil
 }
