@@ -4,6 +4,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"sync/atomic"
 	"testing"
 )
 
@@ -78,3 +79,46 @@ func bench4K(b *testing.B, write bool) {
 
 func BenchmarkWrite4K(b *testing.B) { bench4K(b, true) }
 func BenchmarkRead4K(b *testing.B)  { bench4K(b, false) }
+
+// BenchmarkAllocate4K writes 4 KiB into chunks never written before, so
+// every write takes a chunk (64 KiB chunks), serially and in parallel.
+func BenchmarkAllocate4K(b *testing.B) {
+	for _, parallel := range []bool{false, true} {
+		name := "serial"
+		if parallel {
+			name = "parallel"
+		}
+		b.Run(name, func(b *testing.B) {
+			p, _ := newPool(b, 1*GiB, FormatOptions{ChunkSize: 64 * KiB})
+			v, err := p.Create("bench", 1<<40, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var next atomic.Int64
+			b.SetBytes(4096)
+			op := func(buf []byte) {
+				c := next.Add(1) - 1
+				if c >= p.Stats().Chunks {
+					return // pool full: nothing left to measure
+				}
+				if _, err := v.WriteAt(buf, c*64*KiB); err != nil {
+					b.Error(err)
+				}
+			}
+			if !parallel {
+				buf := make([]byte, 4096)
+				for b.Loop() {
+					op(buf)
+				}
+				return
+			}
+			b.SetParallelism(16) // many requests in flight, as from an AoE export
+			b.RunParallel(func(pb *testing.PB) {
+				buf := make([]byte, 4096)
+				for pb.Next() {
+					op(buf)
+				}
+			})
+		})
+	}
+}

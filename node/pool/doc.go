@@ -25,9 +25,10 @@
 //
 // Everything is safe for concurrent use. Reads and writes of a volume hold
 // its lock shared and do positioned I/O (pread/pwrite) on the drive, so they
-// run in parallel; the first write to a chunk takes the pool's lock to
-// allocate it. Delete, Resize, Discard and Close wait for the volume's I/O
-// in flight.
+// run in parallel. The first write to a chunk allocates it: allocations
+// are a group commit, so writers needing chunks while a table write is
+// under way share the next one. Delete, Resize, Discard and Close wait for
+// the volume's I/O in flight.
 //
 // # On-disk layout
 //

@@ -198,6 +198,11 @@ type Pool struct {
 
 	closed atomic.Bool
 
+	// qmu guards the queue of allocation requests (see alloc.go).
+	qmu     sync.Mutex
+	queue   []*allocReq
+	leading bool
+
 	// mu guards the metadata below and every metadata write. Lock order:
 	// Volume.io before mu.
 	mu sync.Mutex

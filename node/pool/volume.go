@@ -157,51 +157,6 @@ func (v *Volume) WriteAt(b []byte, off int64) (int, error) {
 	return v.rw(b, off, true)
 }
 
-// allocate makes sure every chunk under [off, off+n) is mapped.
-func (v *Volume) allocate(off, n int64) error {
-	sh := v.p.shift
-	first, last := off>>sh, (off+n-1)>>sh
-	var buf [8]int64
-	need := buf[:0]
-	for l := first; l <= last; l++ {
-		if v.m.get(l) == 0 {
-			need = append(need, l)
-		}
-	}
-	if len(need) == 0 {
-		return nil
-	}
-	p := v.p
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := p.usable(); err != nil {
-		return err
-	}
-	need = need[:0]
-	for l := first; l <= last; l++ {
-		if v.m.get(l) == 0 {
-			need = append(need, l)
-		}
-	}
-	if len(need) == 0 {
-		return nil
-	}
-	if len(need) > len(p.free) {
-		return noSpace("pool %s: volume %q: write of %d bytes at %d needs %d new chunks, %d free", p.path, v.id, n, off, len(need), len(p.free))
-	}
-	chunks := p.take(len(need))
-	// The table entries are durable before any data lands in the chunks:
-	// a chunk holding data is never free on disk.
-	if err := p.setEntries(chunks, func(i int) entry { return entry{v.serial, uint64(need[i])} }); err != nil {
-		return err
-	}
-	for i, ph := range chunks {
-		v.m.set(need[i], ph+1)
-	}
-	v.allocated.Add(int64(len(chunks)))
-	return nil
-}
-
 // rw moves b to or from the volume at off, all of which is inside the
 // volume. Unmapped chunks read as zeros (writes find them mapped).
 func (v *Volume) rw(b []byte, off int64, write bool) (int, error) {
