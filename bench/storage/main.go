@@ -310,7 +310,7 @@ type repairView struct {
 }
 
 type volumeView struct {
-	ID       string `json:"id"`
+	ID       string   `json:"id"`
 	InSync   []string `json:"in_sync"`
 	Replicas []struct{ Node string }
 	// LastRepair is the controller's record of the last resync.

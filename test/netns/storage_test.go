@@ -148,10 +148,10 @@ func (sl *storageLab) disks(ctx context.Context) ([]diskView, error) {
 }
 
 type volumeView struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	SizeMB   uint64 `json:"size_mb"`
-	Epoch    uint64 `json:"epoch"`
+	ID       string   `json:"id"`
+	Name     string   `json:"name"`
+	SizeMB   uint64   `json:"size_mb"`
+	Epoch    uint64   `json:"epoch"`
 	InSync   []string `json:"in_sync"`
 	Replicas []struct {
 		Node, Disk  string
