@@ -15,7 +15,8 @@ type allocReq struct {
 	first    int64 // logical chunks first..last must be mapped
 	last     int64
 	err      error
-	done     chan struct{}
+	done     chan struct{} // closed when answered
+	promote  chan struct{} // closed when it is to lead the next batch
 	granted  []int64  // logical chunks taken for it
 	physical []uint32 // and their physical chunks
 }
@@ -32,38 +33,45 @@ func (v *Volume) allocate(off, n int64) error {
 		return nil
 	}
 	p := v.p
-	r := &allocReq{v: v, off: off, n: n, first: first, last: last, done: make(chan struct{})}
+	r := &allocReq{v: v, off: off, n: n, first: first, last: last, done: make(chan struct{}), promote: make(chan struct{})}
 	p.qmu.Lock()
 	p.queue = append(p.queue, r)
 	lead := !p.leading
 	p.leading = true
 	p.qmu.Unlock()
-	if lead {
-		p.lead()
+	if !lead {
+		select {
+		case <-r.done:
+			return r.err
+		case <-r.promote:
+		}
 	}
+	p.lead()
 	<-r.done
 	return r.err
 }
 
-// lead serves queued allocation requests until none is left.
+// lead serves one batch: every request queued now, its own among them.
+// Then it hands the lead to the oldest request still waiting, if any, so
+// that no writer serves others for long.
 func (p *Pool) lead() {
-	for {
-		p.qmu.Lock()
-		batch := p.queue
-		p.queue = nil
-		if len(batch) == 0 {
-			p.leading = false
-			p.qmu.Unlock()
-			return
-		}
-		p.qmu.Unlock()
-		p.mu.Lock()
-		p.allocBatch(batch)
-		p.mu.Unlock()
-		for _, r := range batch {
-			close(r.done)
-		}
+	p.qmu.Lock()
+	batch := p.queue
+	p.queue = nil
+	p.qmu.Unlock()
+	p.mu.Lock()
+	p.allocBatch(batch)
+	p.mu.Unlock()
+	for _, r := range batch {
+		close(r.done)
 	}
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	if len(p.queue) == 0 {
+		p.leading = false
+		return
+	}
+	close(p.queue[0].promote)
 }
 
 // allocBatch takes chunks for every request of batch (all a request needs,
