@@ -17,8 +17,8 @@ type allocReq struct {
 	err      error
 	done     chan struct{} // closed when answered
 	promote  chan struct{} // closed when it is to lead the next batch
-	granted  []int64  // logical chunks taken for it
-	physical []uint32 // and their physical chunks
+	granted  []int64       // logical chunks taken for it
+	physical []uint32      // and their physical chunks
 }
 
 // allocate makes sure every chunk under [off, off+n) of v is mapped.
