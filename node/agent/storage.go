@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mvstack/mvstack/aoe/initiator"
 	"github.com/mvstack/mvstack/aoe/target"
@@ -50,14 +51,12 @@ type storage struct {
 	base   context.Context
 	cancel context.CancelFunc
 
-	srv      *target.Server // nil without an AoE link
-	link     proto.Link     // the target's; closed at close when owned
-	ownLink  bool
-	ilink    proto.Link // the initiator's
-	ownILink bool
-	in       *initiator.Initiator // nil without an initiator link
-	files    []*target.File       // --export backends
-	detach   func()
+	srv    *target.Server       // nil without an AoE link
+	link   proto.Link           // the target's
+	ilink  proto.Link           // the initiator's
+	in     *initiator.Initiator // nil without an initiator link
+	files  []*target.File       // --export backends
+	detach func()
 
 	// mu guards the maps and serialises assign and fence.
 	mu       sync.Mutex
@@ -90,7 +89,7 @@ func (a *Agent) startStorage() error {
 		if err != nil {
 			return err
 		}
-		s.link, s.ownLink = l, true
+		s.link = l
 	}
 	var exports []target.ExportConfig
 	for _, x := range a.cfg.Exports {
@@ -125,12 +124,15 @@ func (a *Agent) startStorage() error {
 			s.close()
 			return fmt.Errorf("initiator: %w", err)
 		}
-		s.ilink, s.ownILink = l, true
+		s.ilink = l
 	}
 	if s.ilink != nil {
 		icfg := initiator.DefaultConfig()
 		icfg.Links = []proto.Link{s.ilink}
 		icfg.Logger = a.log
+		// A request retried longer than the volume waits would hold a
+		// failed replica's writes past the point where the volume gives up.
+		icfg.RequestTimeout = max(time.Duration(a.cfg.VolumeIOTimeout), icfg.MaxRTO)
 		if s.in, err = initiator.New(icfg); err != nil {
 			s.close()
 			return fmt.Errorf("initiator: %w", err)
@@ -170,10 +172,12 @@ func (s *storage) close() {
 	if s.detach != nil {
 		s.detach()
 	}
-	if s.ownLink && s.link != nil {
+	// The links are the role's, given or opened (as the control Link is
+	// the endpoint's).
+	if s.link != nil {
 		s.link.Close()
 	}
-	if s.ownILink && s.ilink != nil {
+	if s.ilink != nil {
 		s.ilink.Close()
 	}
 	for _, f := range s.files {
