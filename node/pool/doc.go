@@ -20,6 +20,16 @@
 // Volume ids are 1 to 128 bytes of UTF-8 without spaces or control
 // characters. Sizes are positive multiples of 512. Bad input fails with
 // ErrInvalid or ErrRange and an error naming the value; nothing changes.
+// A read reaching past a volume's end returns what there is and io.EOF, as
+// io.ReaderAt says; a write reaching past it fails with ErrRange and writes
+// nothing.
+//
+// # Memory
+//
+// An open pool keeps its chunk table in memory (16 bytes per chunk: 160 MB
+// for 10 TiB of 1 MiB chunks; larger chunks for larger drives), and each
+// volume a map of 4 bytes per chunk, in pages made on first use, so a large
+// thin volume costs little until it is written.
 //
 // # Concurrency
 //
