@@ -56,6 +56,12 @@ type PacketLink struct {
 	rhdrs [][EthernetHeaderLen]byte
 	riovs []unix.Iovec
 	rmsgs []mmsghdr
+	// drained: the last recvmmsg returned fewer frames than it could take,
+	// so the socket was empty then, and any frame queued since has made
+	// the runtime's poller mark the socket readable (epoll is
+	// edge-triggered). The next ReadBatch may then wait for readiness
+	// at once instead of first spending a system call on EAGAIN.
+	drained bool
 }
 
 var (
@@ -292,11 +298,16 @@ func (l *PacketLink) ReadBatch(frames []Frame) (int, error) {
 		var n int
 		var rerr error
 		err := l.rc.Read(func(fd uintptr) bool {
+			if l.drained {
+				l.drained = false
+				return false // wait for readiness; it may be there already
+			}
 			r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&l.rmsgs[0])), uintptr(len(frames)), unix.MSG_DONTWAIT, 0, 0)
 			n, rerr = int(r), nil
 			if errno != 0 {
 				n, rerr = 0, errno
 			}
+			l.drained = rerr == nil && n < len(frames)
 			return rerr != unix.EAGAIN
 		})
 		if err == nil {
