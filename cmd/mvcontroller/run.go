@@ -58,9 +58,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					&cli.StringFlag{Name: "iface", Usage: "management interface: discover, watch and probe nodes over the control protocol on it (without it, nodes are registered over REST only and not monitored)"},
 					&cli.StringFlag{Name: "key", Value: "/etc/mvstack/cluster.key", EnvVars: []string{"MVSTACK_KEY"}, Usage: "cluster key file (with --iface)"},
 					&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+					&cli.DurationFlag{Name: "snapshot-interval", Value: replica.DefaultConfig().SnapshotInterval, Usage: "how often raft considers taking a snapshot"},
+					&cli.Uint64Flag{Name: "snapshot-threshold", Value: replica.DefaultConfig().SnapshotThreshold, Usage: "log entries since the last snapshot before raft takes one"},
+					&cli.DurationFlag{Name: "db-backup-interval", Value: controller.DefaultConfig().DBBackup.Interval,
+						Usage: "with --iface: how often the leader copies a new raft snapshot to the db_metadata volume over AoE (0: never)"},
 				},
 				Action: func(c *cli.Context) error { return serve(ctx, c, stdout, stderr) },
 			},
+			restoreCommand(ctx, stdout),
 			{
 				Name:  "token",
 				Usage: "manage API tokens",
@@ -189,6 +194,8 @@ func serve(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) error 
 	cfg.Replica.HeartbeatTimeout = c.Duration("heartbeat-timeout")
 	cfg.Replica.ElectionTimeout = c.Duration("election-timeout")
 	cfg.Replica.LeaderLeaseTimeout = c.Duration("lease-timeout")
+	cfg.Replica.SnapshotInterval = c.Duration("snapshot-interval")
+	cfg.Replica.SnapshotThreshold = c.Uint64("snapshot-threshold")
 	for _, s := range c.StringSlice("bootstrap") {
 		p, err := parsePeer(s)
 		if err != nil {
@@ -217,10 +224,16 @@ func serve(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) error 
 		defer nodes.Close()
 		cfg.Nodes = nodes
 	}
+	sc := &stateController{}
+	if iface := c.String("iface"); iface != "" && c.Duration("db-backup-interval") > 0 {
+		cfg.DBBackup.Open = aoeOpener(iface, sc, log)
+		cfg.DBBackup.Interval = c.Duration("db-backup-interval")
+	}
 	srv, err := controller.New(cfg)
 	if err != nil {
 		return err
 	}
+	sc.rep.Store(srv.Replica())
 	fmt.Fprintf(stdout, "mvcontroller: replica %s raft %s http %s data %s\n", cfg.Replica.ID, cfg.Replica.RaftAddr, srv.APIAddr(), cfg.Replica.DataDir)
 	if nodes != nil {
 		fmt.Fprintf(stdout, "mvcontroller: nodes on %s as %s\n", c.String("iface"), nodes.Addr())

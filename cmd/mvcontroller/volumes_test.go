@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mvstack/mvstack/aoe/target"
 	"github.com/mvstack/mvstack/controller/client"
+	"github.com/mvstack/mvstack/controller/dbbackup"
 	"github.com/mvstack/mvstack/controller/localcluster"
 	"github.com/mvstack/mvstack/node/nodeclient"
 	"github.com/mvstack/mvstack/proto"
@@ -38,6 +40,10 @@ type fakeNode struct {
 	calls   map[string]int
 	assign  []nodeclient.ReplicaAssignment
 	fences  []nodeclient.FenceRequest
+	// the replicas exported over AoE, backed by files in dir
+	aoe   *target.Server
+	dir   string
+	files map[string]string // volume → file
 }
 
 func (n *fakeNode) hb() nodeclient.Heartbeat {
@@ -58,6 +64,33 @@ func (n *fakeNode) note(method string) {
 	n.calls[method]++
 }
 
+// export serves the replicas of list over AoE, each from a sparse file.
+func (n *fakeNode) export(list []nodeclient.ReplicaAssignment) {
+	for _, a := range list {
+		if _, ok := n.files[a.Volume]; ok {
+			continue
+		}
+		path := filepath.Join(n.dir, n.id+"-"+a.Volume+".img")
+		f, err := os.Create(path)
+		if err == nil {
+			err = f.Truncate(int64(a.SizeMB) << 20)
+			f.Close()
+		}
+		var be *target.File
+		if err == nil {
+			be, err = target.OpenFile(path, target.FileOptions{})
+		}
+		if err == nil {
+			_, err = n.aoe.AddExport(target.ExportConfig{Shelf: a.Shelf, Slot: a.Slot, Backend: be, BufferCount: 64, Epoch: max(a.Epoch, 1)})
+		}
+		if err != nil {
+			n.t.Errorf("node %s: exporting volume %s: %v", n.id, a.Volume, err)
+			continue
+		}
+		n.files[a.Volume] = path
+	}
+}
+
 func startFakeNode(t *testing.T, iface string, keys *proto.Keyring, ctl proto.MAC) *fakeNode {
 	t.Helper()
 	link, err := proto.OpenPacketLink(iface, proto.EtherTypeControl, nil)
@@ -70,15 +103,28 @@ func startFakeNode(t *testing.T, iface string, keys *proto.Keyring, ctl proto.MA
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &fakeNode{t: t, id: link.Addr().NodeID(), mac: link.Addr(), ctl: ctl, ep: ep, session: uint64(time.Now().UnixNano()), calls: map[string]int{}, done: make(chan struct{})}
+	n := &fakeNode{t: t, id: link.Addr().NodeID(), mac: link.Addr(), ctl: ctl, ep: ep, session: uint64(time.Now().UnixNano()), calls: map[string]int{},
+		done: make(chan struct{}), dir: t.TempDir(), files: map[string]string{}}
+	alink, err := proto.OpenPacketLink(iface, proto.EtherTypeAoE, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.aoe, err = target.NewServer(alink, target.DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+	actx, acancel := context.WithCancel(context.Background())
+	adone := make(chan struct{})
+	go func() { defer close(adone); n.aoe.Serve(actx) }()
+	t.Cleanup(func() { acancel(); alink.Close(); <-adone })
 	nodeclient.Handle(ep, nodeclient.MethodProbe, func(ctx context.Context, from proto.MAC, req nodeclient.ProbeRequest) (nodeclient.Heartbeat, error) {
 		return n.hb(), nil
 	})
 	nodeclient.Handle(ep, nodeclient.MethodAssign, func(ctx context.Context, from proto.MAC, req nodeclient.AssignRequest) (nodeclient.AssignReply, error) {
 		n.note(nodeclient.MethodAssign)
 		n.mu.Lock()
+		defer n.mu.Unlock()
 		n.assign = req.Replicas
-		n.mu.Unlock()
+		n.export(req.Replicas)
 		return nodeclient.AssignReply{}, nil
 	})
 	nodeclient.Handle(ep, nodeclient.MethodFence, func(ctx context.Context, from proto.MAC, req nodeclient.FenceRequest) (nodeclient.AssignReply, error) {
@@ -155,135 +201,192 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// TestServeDrivesVolumesOverEthernet runs a real mvcontroller process with
-// --iface on a bridge with two fake nodes, and drives every storage action
-// through the osd binary: assignments, set_in_sync, attach, status, repair,
-// fence, detach, and the fence of a writer that dies.
-func TestServeDrivesVolumesOverEthernet(t *testing.T) {
+// ethRig is a real mvcontroller process with --iface on a bridge with two
+// fake nodes, and the osd binary.
+type ethRig struct {
+	t                         *testing.T
+	ctx                       context.Context
+	dir, bin, osdBin, keyFile string
+	tokFile, tok              string
+	raftAddr, httpAddr        string
+	ifaces                    map[string]string
+	keys                      *proto.Keyring
+	ctlMAC                    proto.MAC
+	a, b                      *fakeNode
+	cl                        *client.Client
+	cmd                       *exec.Cmd
+	logs                      *bytes.Buffer
+}
+
+func newEthRig(t *testing.T, ctx context.Context, serveArgs ...string) *ethRig {
 	if os.Geteuid() != 0 {
 		t.Skip("needs CAP_NET_ADMIN and CAP_NET_RAW (veth, a bridge, AF_PACKET): run as root")
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
+	r := &ethRig{t: t, ctx: ctx, dir: t.TempDir(), ifaces: map[string]string{}}
 	// A bridge with the controller and two nodes, each on a veth.
-	br := fmt.Sprintf("mvbr%d", os.Getpid()%10000)
+	tag := os.Getpid() % 10000
+	br := fmt.Sprintf("mvbr%d", tag)
 	sh(t, "ip", "link", "add", br, "type", "bridge")
 	t.Cleanup(func() { exec.Command("ip", "link", "del", br).Run() })
 	sh(t, "ip", "link", "set", br, "up")
-	ifaces := map[string]string{}
 	for i, name := range []string{"c", "a", "b"} {
-		in, out := fmt.Sprintf("mvt%s%d", name, os.Getpid()%10000), fmt.Sprintf("mvt%s%dp", name, os.Getpid()%10000)
+		in, out := fmt.Sprintf("mvt%s%d", name, tag), fmt.Sprintf("mvt%s%dp", name, tag)
 		sh(t, "ip", "link", "add", in, "type", "veth", "peer", "name", out)
 		t.Cleanup(func() { exec.Command("ip", "link", "del", in).Run() })
 		sh(t, "ip", "link", "set", in, "address", fmt.Sprintf("0c:c4:7a:00:%02x:%02x", os.Getpid()%251, i+1))
 		sh(t, "ip", "link", "set", out, "master", br)
 		sh(t, "ip", "link", "set", out, "up")
 		sh(t, "ip", "link", "set", in, "up")
-		ifaces[name] = in
+		r.ifaces[name] = in
 	}
 	k, err := proto.NewKey(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyFile := filepath.Join(dir, "cluster.key")
-	if err := proto.WriteKeyFile(keyFile, k); err != nil {
+	r.keyFile = filepath.Join(r.dir, "cluster.key")
+	if err := proto.WriteKeyFile(r.keyFile, k); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := proto.LoadKeyring(keyFile)
-	if err != nil {
+	if r.keys, err = proto.LoadKeyring(r.keyFile); err != nil {
 		t.Fatal(err)
 	}
-	bin, osdBin := filepath.Join(dir, "mvcontroller"), filepath.Join(dir, "osd")
-	if err := localcluster.Build(ctx, ".", bin); err != nil {
+	r.bin, r.osdBin = filepath.Join(r.dir, "mvcontroller"), filepath.Join(r.dir, "osd")
+	if err := localcluster.Build(ctx, ".", r.bin); err != nil {
 		t.Fatal(err)
 	}
-	if err := localcluster.Build(ctx, "../osd", osdBin); err != nil {
+	if err := localcluster.Build(ctx, "../osd", r.osdBin); err != nil {
 		t.Fatal(err)
 	}
-	raftAddr, httpAddr := freeAddr(t), freeAddr(t)
-	tokFile := filepath.Join(dir, "admin.token")
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "serve", "--id", "c1", "--raft-addr", raftAddr, "--http-addr", httpAddr, "--data-dir", filepath.Join(dir, "data"),
-		"--admin-token-file", tokFile, "--iface", ifaces["c"], "--key", keyFile, "--bootstrap", "c1="+raftAddr+"/"+httpAddr)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("mvcontroller:\n%s", logs.String())
-		}
-	})
-	ctlMAC := macOf(t, ifaces["c"])
-	a := startFakeNode(t, ifaces["a"], keys, ctlMAC)
-	b := startFakeNode(t, ifaces["b"], keys, ctlMAC)
-
-	var tok string
+	r.tokFile = filepath.Join(r.dir, "admin.token")
+	r.raftAddr = freeAddr(t)
+	r.serve(filepath.Join(r.dir, "data"), append([]string{"--bootstrap", "c1=" + r.raftAddr + "/" + r.httpAddr}, serveArgs...)...)
+	r.ctlMAC = macOf(t, r.ifaces["c"])
+	r.a = startFakeNode(t, r.ifaces["a"], r.keys, r.ctlMAC)
+	r.b = startFakeNode(t, r.ifaces["b"], r.keys, r.ctlMAC)
 	if err := localcluster.Retry(ctx, func() error {
-		bs, err := os.ReadFile(tokFile)
-		tok = strings.TrimSpace(string(bs))
+		bs, err := os.ReadFile(r.tokFile)
+		r.tok = strings.TrimSpace(string(bs))
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	cl := client.New(httpAddr, tok)
-	osd := func(args ...string) (string, error) {
-		c := exec.CommandContext(ctx, osdBin, append([]string{"--url", httpAddr, "--token", tok}, args...)...)
-		var out, errb bytes.Buffer
-		c.Stdout, c.Stderr = &out, &errb
-		err := c.Run()
-		if err != nil {
-			err = fmt.Errorf("osd %s: %w: %s", strings.Join(args, " "), err, errb.String())
-		}
-		return out.String(), err
-	}
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		for !cond() {
-			if ctx.Err() != nil {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(50 * time.Millisecond) // polling a real process
-		}
-	}
-	for _, n := range []*fakeNode{a, b} {
+	r.cl = client.New(r.httpAddr, r.tok)
+	for _, n := range []*fakeNode{r.a, r.b} {
 		inv := map[string]any{"hostname": "n" + n.id, "disks": []map[string]any{{"name": "sda", "size_mb": 1000}}}
 		if err := localcluster.Retry(ctx, func() error {
-			return cl.Do(ctx, "POST", "/api/nodes", map[string]any{"mac": n.mac.String(), "inventory": inv}, nil)
+			return r.cl.Do(ctx, "POST", "/api/nodes", map[string]any{"mac": n.mac.String(), "inventory": inv}, nil)
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var disks []string
-	out, err := osd("get_disks", "--json", "--filter", "id")
+	return r
+}
+
+// serve starts mvcontroller serve as replica c1 on dataDir (a new HTTP
+// address each time), stopping the one before.
+func (r *ethRig) serve(dataDir string, extra ...string) {
+	r.t.Helper()
+	r.stop()
+	r.httpAddr = freeAddr(r.t)
+	for i, a := range extra { // the bootstrap names the HTTP address
+		if strings.HasSuffix(a, "/") {
+			extra[i] = a + r.httpAddr
+		}
+	}
+	r.logs = &bytes.Buffer{}
+	r.cmd = exec.Command(r.bin, append([]string{"serve", "--id", "c1", "--raft-addr", r.raftAddr, "--http-addr", r.httpAddr, "--data-dir", dataDir,
+		"--admin-token-file", r.tokFile, "--iface", r.ifaces["c"], "--key", r.keyFile}, extra...)...)
+	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	cmd, logs := r.cmd, r.logs
+	r.t.Cleanup(func() {
+		if cmd.Process != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if r.t.Failed() {
+			r.t.Logf("mvcontroller:\n%s", logs.String())
+		}
+	})
+	if r.cl != nil {
+		r.cl = client.New(r.httpAddr, r.tok)
+	}
+}
+
+// stop kills the running serve process.
+func (r *ethRig) stop() {
+	if r.cmd != nil && r.cmd.ProcessState == nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+	}
+}
+
+func (r *ethRig) osd(args ...string) (string, error) {
+	c := exec.CommandContext(r.ctx, r.osdBin, append([]string{"--url", r.httpAddr, "--token", r.tok}, args...)...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	err := c.Run()
 	if err != nil {
-		t.Fatal(err)
+		err = fmt.Errorf("osd %s: %w: %s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), err
+}
+
+func (r *ethRig) wait(what string, cond func() bool) {
+	r.t.Helper()
+	for !cond() {
+		if r.ctx.Err() != nil {
+			r.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a real process
+	}
+}
+
+// disks returns the disk ids, in the order get_disks lists them.
+func (r *ethRig) disks() []string {
+	r.t.Helper()
+	out, err := r.osd("get_disks", "--json", "--filter", "id")
+	if err != nil {
+		r.t.Fatal(err)
 	}
 	var dl []struct{ ID string }
 	json.Unmarshal([]byte(out), &dl)
+	var ids []string
 	for _, d := range dl {
-		disks = append(disks, d.ID)
+		ids = append(ids, d.ID)
 	}
-	if _, err := osd("create_datastore", "--name=ds", "--disks="+strings.Join(disks, ","), "--replicas=2"); err != nil {
+	return ids
+}
+
+func assigned(n *fakeNode) []nodeclient.ReplicaAssignment {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.assign)
+}
+
+// TestServeDrivesVolumesOverEthernet runs a real mvcontroller process with
+// --iface on a bridge with two fake nodes, and drives every storage action
+// through the osd binary: assignments, set_in_sync, attach, status, repair,
+// fence, detach, and the fence of a writer that dies.
+func TestServeDrivesVolumesOverEthernet(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute) // building both binaries included
+	defer cancel()
+	r := newEthRig(t, ctx, "--db-backup-interval", "0")
+	a, b, ctlMAC, osd, wait := r.a, r.b, r.ctlMAC, r.osd, r.wait
+	if _, err := osd("create_datastore", "--name=ds", "--disks="+strings.Join(r.disks(), ","), "--replicas=2"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := osd("create_volume", "--name=v", "--datastore=1", "--size=100"); err != nil {
 		t.Fatal(err)
-	}
-	assigned := func(n *fakeNode) []nodeclient.ReplicaAssignment {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		return slices.Clone(n.assign)
 	}
 	for _, n := range []*fakeNode{a, b} {
 		wait("node "+n.id+"'s assignment", func() bool { l := assigned(n); return len(l) == 1 && l[0].Disk == "sda" && l[0].Epoch == 1 })
 	}
 
 	// Attach to a; a drops b at the epoch it saw; the stale decision is refused.
-	out, err = osd("attach_volume", "--id=1", "--node="+a.id, "--socket=/tmp/v1.sock", "--filter", "attached,socket")
+	out, err := osd("attach_volume", "--id=1", "--node="+a.id, "--socket=/tmp/v1.sock", "--filter", "attached,socket")
 	if want := "attached=true\nsocket=/tmp/v1.sock\n"; err != nil || out != want {
 		t.Fatalf("attach_volume: %v\n%s", err, out)
 	}
@@ -365,4 +468,68 @@ func macOf(t *testing.T, iface string) proto.MAC {
 	var m proto.MAC
 	copy(m[:], ifc.HardwareAddr)
 	return m
+}
+
+// TestDBMetadataBackupAndRestoreOverAoE: the leader copies its raft
+// snapshots to a db_metadata volume whose replicas the fake nodes export
+// over real AoE; the controller is then lost, and restore --from-volume
+// (finding the replicas by AoE discovery) starts a new one holding the
+// state.
+func TestDBMetadataBackupAndRestoreOverAoE(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute) // building both binaries included
+	defer cancel()
+	r := newEthRig(t, ctx, "--db-backup-interval", "200ms", "--snapshot-interval", "200ms", "--snapshot-threshold", "1")
+	if _, err := r.osd("create_datastore", "--name=db", "--disks="+strings.Join(r.disks(), ","), "--replicas=2", "--db_metadata"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.osd("create_volume", "--name=ctl-db", "--datastore=1", "--size=8"); err != nil {
+		t.Fatal(err)
+	}
+	// Both replicas hold an image.
+	image := func(n *fakeNode) bool {
+		n.mu.Lock()
+		path := n.files["1"]
+		n.mu.Unlock()
+		if path == "" {
+			return false
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		_, _, err = dbbackup.ReadLatest(bytes.NewReader(b), int64(len(b)))
+		return err == nil
+	}
+	r.wait("a snapshot image on both replicas", func() bool { return image(r.a) && image(r.b) })
+	if !strings.Contains(r.logs.String(), "raft snapshot copied to the db_metadata volume") {
+		t.Errorf("the controller did not log the copy:\n%s", r.logs.String())
+	}
+
+	// The controller is lost; a new one is restored from the volume.
+	r.stop()
+	restored := filepath.Join(r.dir, "restored")
+	r.raftAddr = freeAddr(t)
+	out, err := exec.CommandContext(ctx, r.bin, "restore", "--from-volume", "--iface", r.ifaces["c"], "--data-dir", restored,
+		"--id", "c1", "--raft-addr", r.raftAddr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	t.Logf("restore:\n%s", out)
+	r.serve(restored)
+	var got string
+	tries := 0
+	r.wait("the restored controller to answer", func() bool {
+		got, err = r.osd("get_volumes", "--id=1", "--filter", "name")
+		if tries++; err != nil && tries%20 == 0 {
+			t.Logf("restored controller: %v", err)
+		}
+		return err == nil
+	})
+	if got != "name=ctl-db\n" {
+		t.Errorf("restored volume 1: %q, want ctl-db", got)
+	}
+	out2, err := r.osd("get_datastores", "--filter", "name,db_metadata")
+	if err != nil || out2 != "db_metadata=true\nname=db\n" {
+		t.Errorf("restored datastores: %v %q", err, out2)
+	}
 }
