@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mvstack/mvstack/aoe"
@@ -104,6 +105,13 @@ type Initiator struct {
 	devices    []*Device
 
 	frames sync.Pool // *[]byte request frames
+
+	// corked counts readers letting the callers their replies woke run
+	// before writing what those callers queued, in one batch per path
+	// (paths that queued meanwhile are on dirty).
+	corked  atomic.Int32
+	dirtyMu sync.Mutex
+	dirty   []*path
 
 	wg   sync.WaitGroup
 	done chan struct{}
@@ -229,11 +237,17 @@ func (in *Initiator) read(i int, l proto.Link) {
 				bufs[k] = frames[k].Payload[:cap(frames[k].Payload)]
 			}
 		}
-		if n > 0 {
-			// The replies woke their callers onto this P. On a link
-			// whose reads block in the kernel (aoe/rawlink) the next read
-			// would sit on the P with them queued behind it until
-			// another thread steals them: run them first.
+		switch {
+		case n > 1:
+			// The replies woke their callers onto this P: let them run
+			// first (on a link whose reads block in the kernel, as
+			// aoe/rawlink's, they would otherwise wait behind the next
+			// read until another thread steals them), and write the
+			// requests they queue meanwhile together.
+			in.corked.Add(1)
+			runtime.Gosched()
+			in.uncork()
+		case n == 1:
 			runtime.Gosched()
 		}
 	}

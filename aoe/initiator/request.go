@@ -32,6 +32,7 @@ type path struct {
 	queue   []sendable // waiting for the sender; guarded by qmu
 	spare   []sendable // the sender's other queue buffer; guarded by qmu
 	sending bool       // a sender is running; guarded by qmu
+	dirty   bool       // on in.dirty, queued while corked; guarded by qmu
 
 	seq uint64     // transmissions written on this path, numbering them (sender only, under in.mu)
 	out []*request // requests whose latest transmission is on this path, in send order
@@ -194,6 +195,23 @@ func (in *Initiator) writeAll(p *path, sends []sendable) {
 		p.qmu.Unlock()
 		return
 	}
+	if in.corked.Load() > 0 && len(p.queue) > 0 {
+		// A reader is letting the callers it woke queue their next
+		// requests; it writes them all when they have run (uncork).
+		if !p.dirty {
+			p.dirty = true
+			in.dirtyMu.Lock()
+			in.dirty = append(in.dirty, p)
+			in.dirtyMu.Unlock()
+		}
+		p.qmu.Unlock()
+		if in.corked.Load() == 0 {
+			// Uncorked meanwhile, perhaps after the reader took the
+			// dirty list: write them here.
+			in.writeAll(p, nil)
+		}
+		return
+	}
 	p.sending = true
 	for len(p.queue) > 0 {
 		batch := p.queue
@@ -206,6 +224,21 @@ func (in *Initiator) writeAll(p *path, sends []sendable) {
 	}
 	p.sending = false
 	p.qmu.Unlock()
+}
+
+// uncork ends a reader's cork and writes what the paths queued meanwhile.
+func (in *Initiator) uncork() {
+	in.corked.Add(-1)
+	in.dirtyMu.Lock()
+	dirty := in.dirty
+	in.dirty = nil
+	in.dirtyMu.Unlock()
+	for _, p := range dirty {
+		p.qmu.Lock()
+		p.dirty = false
+		p.qmu.Unlock()
+		in.writeAll(p, nil)
+	}
 }
 
 // writeNow numbers and writes transmissions on p. Only p's sender calls it.
