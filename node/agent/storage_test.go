@@ -430,3 +430,36 @@ func TestStorageDriveSafetyAndRestart(t *testing.T) {
 		t.Errorf("volume 1 was not deleted when a list left it out: it still holds its data")
 	}
 }
+
+// The node's own replica is read and written in its pool, not over AoE,
+// and obeys the same fence as the export: once the controller fences the
+// volume on this node, the attached volume's writes stop reaching it.
+func TestStorageLocalReplicaObeysTheFence(t *testing.T) {
+	r := newStorageRig(t)
+	r.ctl.mu.Lock()
+	r.ctl.spec.Replicas = r.ctl.spec.Replicas[:1] // one replica, on A
+	r.ctl.mu.Unlock()
+	if _, err := r.client.Assign(ctx(t), nodeMAC, []nodeclient.ReplicaAssignment{r.assignment(0, "a.img")}); err != nil {
+		t.Fatal(err)
+	}
+	socket := filepath.Join(r.dir, "vol1.sock")
+	if _, err := r.client.Attach(ctx(t), nodeMAC, r.ctl.get(), socket); err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	if out, err := qemuIO(t, socket, "write -P 0x31 0 64k", "flush"); err != nil || strings.Contains(out, "failed") {
+		t.Fatalf("qemu-io: %v\n%s", err, out)
+	}
+	if got := r.probe(t, 0, 1, 0, 4096); !bytes.Equal(got, bytes.Repeat([]byte{0x31}, 4096)) {
+		t.Fatalf("the local replica does not hold what was written")
+	}
+	if _, err := r.client.Fence(ctx(t), nodeMAC, "1", 2, nil); err != nil {
+		t.Fatalf("Fence: %v", err)
+	}
+	out, err := qemuIO(t, socket, "write -P 0x32 0 64k")
+	if err == nil && !strings.Contains(out, "error") && !strings.Contains(out, "failed") {
+		t.Errorf("a write through the fenced local replica succeeded:\n%s", out)
+	}
+	if got := r.probe(t, 0, 2, 0, 4096); !bytes.Equal(got, bytes.Repeat([]byte{0x31}, 4096)) {
+		t.Errorf("a write after the fence reached the local replica")
+	}
+}
