@@ -1,6 +1,8 @@
 package volumes
 
 import (
+	"errors"
+	"log/slog"
 	"maps"
 	"slices"
 	"time"
@@ -150,9 +152,17 @@ func (m *Manager) push(l *loopState, id string, mac proto.MAC, list []nodeclient
 		}
 		l.failures[id]++
 		d := m.cfg.RetryMin << min(l.failures[id]-1, 16)
+		if errors.Is(err, proto.ErrUnknownMethod) {
+			d = m.cfg.RetryMax // a node without a storage side: ask rarely
+		}
 		d = min(d, m.cfg.RetryMax)
 		l.retryAt[id] = m.now().Add(d)
-		m.log.Warn("sending a node its volume replicas failed; retrying", "node", id, "replicas", len(list), "retry_in", d, "err", err)
+		lvl := slog.LevelWarn
+		if l.failures[id] > 1 {
+			lvl = slog.LevelDebug // said once per outage
+		}
+		m.log.Log(l.ctx, lvl, "sending a node its volume replicas failed; retrying", "node", id, "replicas", len(list), "retry_in", d,
+			"failures", l.failures[id], "err", err)
 		return
 	}
 	for _, r := range rep.Replicas {
