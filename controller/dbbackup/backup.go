@@ -156,6 +156,9 @@ func (b *Backup) Once(ctx context.Context) (*Copy, error) {
 	if done {
 		return nil, nil
 	}
+	if v.AttachedTo != "" {
+		return nil, fmt.Errorf("volume %s (%s) is attached to node %s: the controller does not write a volume a node uses (detach it)", v.ID, v.Name, v.AttachedTo)
+	}
 	size := int64(v.SizeMB) << 20
 	if int64(len(data)) > slotSize(size)-HeaderSize {
 		return nil, fmt.Errorf("volume %s (%s): %w: snapshot of %d bytes, a slot takes %d: grow the volume to at least %d MiB",

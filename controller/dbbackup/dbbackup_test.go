@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -207,6 +208,13 @@ func TestBackupCopiesNewSnapshotsToTheDBMetadataVolume(t *testing.T) {
 	if err != nil || h.Index != 9 || h.Term != 2 || h.Writer != "c1" || string(p) != "snapshot nine" {
 		t.Errorf("read back: %+v %q %v", h, p, err)
 	}
+	// A volume a node uses is not written.
+	apply(t, s, state.AttachVolume{At: t0, Volume: "2", Node: "00000001"})
+	sn.info = replica.SnapshotInfo{Index: 10, Term: 2}
+	if _, err := b.Once(ctx); err == nil || !strings.Contains(err.Error(), "attached to node 00000001") {
+		t.Errorf("attached volume: %v", err)
+	}
+	apply(t, s, state.DetachVolume{At: t0, Volume: "2"})
 	// A snapshot the volume cannot hold: an error that says how big to grow it.
 	sn.info, sn.data = replica.SnapshotInfo{Index: 12, Term: 2}, make([]byte, 1<<20)
 	if _, err := b.Once(ctx); !errors.Is(err, ErrTooBig) {
