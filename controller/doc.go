@@ -18,7 +18,8 @@
 // commands when a node is new or its hardware changed), liveness, the
 // storage loop (package volumes: assignment pushes, fencing of dead
 // writers, repairs; only when the NodeSource also implements volumes.Nodes)
-// and the replica bookkeeping run under leader.Run and stop the moment
+// the db_metadata backups (package dbbackup, when Config.DBBackup.Open is
+// set) and the replica bookkeeping run under leader.Run and stop the moment
 // leadership is lost.
 //
 // # Layout
@@ -30,6 +31,7 @@
 //	controller/rest        REST API (api/openapi.yaml)
 //	controller/storage     disk capacity and replica placement for datastores and volumes
 //	controller/volumes     the data path's controller side: assignments, attach, repairs, fencing
+//	controller/dbbackup    raft snapshots copied to the db_metadata volume, read back for a restore
 //	controller/ethnodes    the NodeSource over the control protocol (node/nodeclient)
 //	controller/nodetest    in-memory NodeSource for tests
 //	controller/replicatest in-memory replica clusters for tests
