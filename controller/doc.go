@@ -17,7 +17,7 @@
 // Discovery (periodic broadcast, and turning registrations into RegisterNode
 // commands when a node is new or its hardware changed), liveness, the
 // storage loop (package volumes: assignment pushes, fencing of dead
-// writers, repairs; only when the NodeSource also implements volumes.Nodes)
+// writers, repairs; only when the NodeSource also implements volumes.Nodes),
 // the db_metadata backups (package dbbackup, when Config.DBBackup.Open is
 // set) and the replica bookkeeping run under leader.Run and stop the moment
 // leadership is lost.
