@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -26,6 +28,10 @@ type FileOptions struct {
 	// Direct opens the file with O_DIRECT, bypassing the page cache; I/O
 	// then needs aligned buffers, which the target provides.
 	Direct bool
+	// NoMap reads with pread even when the file could be mapped. By
+	// default a page-cached file is also mapped read-only and reads copy
+	// from the mapping: no system call per read.
+	NoMap bool
 }
 
 // File is a Backend over a regular file, a sparse file or a block device,
@@ -36,6 +42,10 @@ type File struct {
 	// Direct reports whether the file was opened with O_DIRECT.
 	Direct bool
 	pool   sync.Pool // aligned bounce buffers for O_DIRECT
+	// mapped is the file mapped read-only (MAP_SHARED, so it shows every
+	// write at once), or nil.
+	mapped []byte
+	closed atomic.Bool
 }
 
 var _ Backend = (*File)(nil)
@@ -63,12 +73,23 @@ func OpenFile(path string, opt FileOptions) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("target: backend %s has %d bytes, want at least one 512-byte sector", path, size)
 	}
-	return &File{f: f, size: size &^ 511, Direct: opt.Direct}, nil
+	b := &File{f: f, size: size &^ 511, Direct: opt.Direct}
+	if !opt.Direct && !opt.NoMap {
+		// Best effort: a file that cannot be mapped is read with pread.
+		if m, err := unix.Mmap(int(f.Fd()), 0, int(b.size), unix.PROT_READ, unix.MAP_SHARED); err == nil {
+			b.mapped = m
+		}
+	}
+	return b, nil
 }
 
-// ReadAt implements io.ReaderAt with pread. With O_DIRECT it reads through
-// an aligned bounce buffer when p is not aligned.
+// ReadAt implements io.ReaderAt: a copy from the mapping when the file is
+// mapped, else pread. With O_DIRECT it reads through an aligned bounce
+// buffer when p is not aligned.
 func (b *File) ReadAt(p []byte, off int64) (int, error) {
+	if b.mapped != nil && off >= 0 && off < b.size && !b.closed.Load() {
+		return b.readMapped(p, off)
+	}
 	if !b.Direct || aligned(p) {
 		return b.f.ReadAt(p, off)
 	}
@@ -76,6 +97,25 @@ func (b *File) ReadAt(p []byte, off int64) (int, error) {
 	defer b.pool.Put(bp)
 	n, err := b.f.ReadAt((*bp)[:len(p)], off)
 	copy(p, (*bp)[:n])
+	return n, err
+}
+
+// readMapped copies from the mapping. A fault there (the file was cut
+// short behind our back, or the disk failed under the page) becomes a
+// panic on this goroutine only (debug.SetPanicOnFault), which falls back to
+// pread, whose error says what went wrong.
+func (b *File) readMapped(p []byte, off int64) (n int, err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if recover() != nil {
+			n, err = b.f.ReadAt(p, off)
+		}
+	}()
+	n = copy(p, b.mapped[off:])
+	if n < len(p) {
+		err = io.EOF
+	}
 	return n, err
 }
 
@@ -127,5 +167,14 @@ func (b *File) Sync() error {
 // IsDirect reports whether the file bypasses the page cache (O_DIRECT).
 func (b *File) IsDirect() bool { return b.Direct }
 
-// Close closes the file.
-func (b *File) Close() error { return b.f.Close() }
+// Close unmaps and closes the file. Reads racing with Close fail; they
+// never fault the process.
+func (b *File) Close() error {
+	if b.closed.Swap(true) {
+		return b.f.Close()
+	}
+	if b.mapped != nil {
+		_ = unix.Munmap(b.mapped)
+	}
+	return b.f.Close()
+}

@@ -519,3 +519,40 @@ func TestDirectBackendReadsAndWritesUnalignedBuffers(t *testing.T) {
 		t.Fatalf("O_DIRECT read back: %v", err)
 	}
 }
+
+func TestMappedFileReadsSeeWritesAndSurviveTruncation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "disk")
+	if err := os.WriteFile(path, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenFile(path, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.mapped == nil {
+		t.Fatal("a page-cached file was not mapped")
+	}
+	if _, err := f.WriteAt([]byte("mapped"), 4096); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 6)
+	if _, err := f.ReadAt(got, 4096); err != nil || string(got) != "mapped" {
+		t.Fatalf("read through the mapping = %q, %v; want the write just made", got, err)
+	}
+	// Someone cuts the file short: a read of the lost part fails instead
+	// of killing the process with SIGBUS.
+	if err := os.Truncate(path, 8192); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ReadAt(make([]byte, 4096), 512<<10); err == nil {
+		t.Error("a read past the truncated end succeeded")
+	}
+	if _, err := f.ReadAt(got, 4096); err != nil || string(got) != "mapped" {
+		t.Errorf("read inside what is left = %q, %v", got, err)
+	}
+	f.Close()
+	if _, err := f.ReadAt(got, 4096); err == nil {
+		t.Error("a read after Close succeeded")
+	}
+}
