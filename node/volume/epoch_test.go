@@ -584,3 +584,47 @@ func TestResyncWithConcurrentWrites(t *testing.T) {
 		}
 	})
 }
+
+// At Open, a replica whose target does not answer yet (its node is just
+// setting up the export) is waited for up to IOTimeout; one that never
+// answers is dropped through the controller, and the volume opens with
+// the rest.
+func TestOpenWaitsForAReplicaThenDropsIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newEpochRig(t)
+		r.vol.Close()
+		r.reps[1].link.SetDown(true)
+		go func() {
+			time.Sleep(2 * time.Second)
+			r.reps[1].link.SetDown(false)
+		}()
+		v, err := volume.Open(t.Context(), r.cfg)
+		if err != nil {
+			t.Fatalf("Open with a replica late to answer: %v", err)
+		}
+		if got := v.InSync(); len(got) != 2 {
+			t.Errorf("InSync %v, want both: the late replica was waited for", got)
+		}
+		v.Close()
+		if _, _, calls := r.ctl.state(); len(calls) != 0 {
+			t.Errorf("controller asked %+v, want nothing", calls)
+		}
+
+		r.reps[1].link.SetDown(true)
+		start := time.Now()
+		v, err = volume.Open(t.Context(), r.cfg)
+		if err != nil {
+			t.Fatalf("Open with a replica that never answers: %v", err)
+		}
+		defer v.Close()
+		if took := time.Since(start); took < r.cfg.IOTimeout {
+			t.Errorf("the replica was given up after %v, before IOTimeout %v", took, r.cfg.IOTimeout)
+		}
+		if got := v.InSync(); len(got) != 1 || got[0] != 0 {
+			t.Errorf("InSync %v, want [0]", got)
+		}
+		if epoch, in, _ := r.ctl.state(); epoch != 2 || !slices.Equal(in, []string{"n0"}) || v.Epoch() != 2 {
+			t.Errorf("controller at %d with %v, volume at %d; want 2, [n0], 2", epoch, in, v.Epoch())
+		}
+	})
+}

@@ -297,9 +297,10 @@ type Volume struct {
 }
 
 // Open opens every in-sync replica, registers the volume's epoch on each
-// and returns the volume. With a Controller, an in-sync replica that
-// cannot be opened leaves the set through the controller (the volume stays
-// available with the others); without one, Open fails.
+// and returns the volume. With a Controller, an in-sync replica whose
+// target does not answer within IOTimeout (or that fails otherwise) leaves
+// the set through the controller, so the volume stays available with the
+// others; without one, Open fails.
 func Open(ctx context.Context, cfg Config) (*Volume, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -339,7 +340,7 @@ func Open(ctx context.Context, cfg Config) (*Volume, error) {
 		if r.state != inSync {
 			continue
 		}
-		err := v.openReplica(ctx, r)
+		err := v.openInSync(ctx, r)
 		if err == nil {
 			err = register(ctx, r.dev, v.epoch)
 		}
@@ -364,6 +365,24 @@ func Open(ctx context.Context, cfg Config) (*Volume, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// openInSync opens an in-sync replica at Open. With a Controller, a
+// replica whose target does not answer is tried again until IOTimeout
+// (its node may be setting up the export just now) before it is dropped.
+func (v *Volume) openInSync(ctx context.Context, r *replica) error {
+	deadline := v.now().Add(v.cfg.IOTimeout)
+	for {
+		err := v.openReplica(ctx, r)
+		if err == nil || v.cfg.Controller == nil || !errors.Is(err, initiator.ErrNoTarget) || !v.now().Before(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // openReplica opens r's device over AoE unless it has one, checking its
