@@ -21,6 +21,9 @@ type RepairStarted struct {
 	// (empty while queued).
 	Node     string `json:"node"`
 	Repairer string `json:"repairer,omitempty"`
+	// Waiting, on a queued repair, says what it waits for besides a free
+	// slot (the replica's node to come back).
+	Waiting string `json:"waiting,omitempty"`
 	// Full is true when the repairer has no bitmap (the volume is not
 	// attached to it) and copies every block.
 	Full bool `json:"full"`
@@ -61,23 +64,28 @@ func (st snapshot) repairer(v *state.Volume) (node string, full bool, ok bool) {
 	return "", false, false
 }
 
-// repairable says why stale replica k cannot be repaired now, "" if it can.
-func (st snapshot) repairable(k repairKey) string {
+// repairable says why stale replica k cannot be repaired now, "" if it
+// can. wait says the reason may pass by itself (the replica's node is
+// registered but not alive yet: it is coming back through retry), so a
+// queued repair waits for it instead of leaving the queue.
+func (st snapshot) repairable(k repairKey) (why string, wait bool) {
 	v := st.volume(k.volume)
 	switch {
 	case v == nil:
-		return "the volume is gone"
+		return "the volume is gone", false
 	case slices.Contains(v.InSync, k.node):
-		return "the replica is in sync"
+		return "the replica is in sync", false
 	case st.nodes[k.node] == nil:
-		return fmt.Sprintf("node %s is not registered", k.node)
+		return fmt.Sprintf("node %s is not registered", k.node), false
+	case st.nodes[k.node].Admin == state.AdminOffline:
+		return fmt.Sprintf("node %s is offline", k.node), false
 	case !st.alive(k.node):
-		return fmt.Sprintf("node %s is %s", k.node, st.nodes[k.node].State())
+		return fmt.Sprintf("node %s is %s", k.node, st.nodes[k.node].State()), true
 	}
 	if _, _, ok := st.repairer(v); !ok {
-		return fmt.Sprintf("no node to copy from is alive (attached to %q, in sync on %s)", v.AttachedTo, strings.Join(v.InSync, ","))
+		return fmt.Sprintf("no node to copy from is alive (attached to %q, in sync on %s)", v.AttachedTo, strings.Join(v.InSync, ",")), false
 	}
-	return ""
+	return "", false
 }
 
 // scheduleRepairs queues the stale replicas of periodic datastores at each
@@ -99,7 +107,8 @@ func (m *Manager) scheduleRepairs(l *loopState, st snapshot, now time.Time) {
 				continue
 			}
 			for _, n := range stale(v) {
-				if k := (repairKey{v.ID, n}); st.repairable(k) == "" {
+				k := repairKey{v.ID, n}
+				if why, _ := st.repairable(k); why == "" {
 					l.enqueue(k)
 				}
 			}
@@ -129,8 +138,12 @@ func (m *Manager) drain(l *loopState, st snapshot) []RepairStarted {
 	}
 	var keep []repairKey
 	for _, k := range l.queue {
-		if why := st.repairable(k); why != "" {
-			m.log.Info("queued repair dropped", "volume", k.volume, "node", k.node, "why", why)
+		if why, wait := st.repairable(k); why != "" {
+			if wait {
+				keep = append(keep, k)
+			} else {
+				m.log.Info("queued repair dropped", "volume", k.volume, "node", k.node, "why", why)
+			}
 			continue
 		}
 		v := st.volume(k.volume)
@@ -196,8 +209,10 @@ func (m *Manager) repair(l *loopState, v state.Volume, node, repairer string, fu
 
 // Repair asks for the repair of volume's stale replicas now, whatever its
 // datastore's trigger_repair: those that fit the datastore's
-// num_of_repairs start, the others are queued. ErrNothingToRepair (with
-// why) when no replica can be repaired. Runs on the leader.
+// num_of_repairs start, the others are queued, as are those whose node is
+// registered but not alive yet (coming back: they start once it is).
+// ErrNothingToRepair (with why) when no replica can be repaired. Runs on
+// the leader.
 func (m *Manager) Repair(ctx context.Context, volume string) (RepairResult, error) {
 	l, err := m.current()
 	if err != nil {
@@ -216,11 +231,15 @@ func (m *Manager) Repair(ctx context.Context, volume string) (RepairResult, erro
 	defer m.mu.Unlock()
 	var why []string
 	var added []repairKey
+	waiting := map[repairKey]string{}
 	for _, n := range nodes {
 		k := repairKey{v.ID, n}
-		if r := st.repairable(k); r != "" {
-			why = append(why, fmt.Sprintf("replica on node %s: %s", n, r))
-			continue
+		if r, wait := st.repairable(k); r != "" {
+			if !wait {
+				why = append(why, fmt.Sprintf("replica on node %s: %s", n, r))
+				continue
+			}
+			waiting[k] = r + ": the repair starts once it is back"
 		}
 		if rep, run := l.running[k]; run {
 			why = append(why, fmt.Sprintf("replica on node %s: already being repaired by node %s", n, rep))
@@ -240,7 +259,7 @@ func (m *Manager) Repair(ctx context.Context, volume string) (RepairResult, erro
 	}
 	for _, k := range l.queue {
 		if slices.Contains(added, k) {
-			out.Queued = append(out.Queued, RepairStarted{Volume: k.volume, Node: k.node})
+			out.Queued = append(out.Queued, RepairStarted{Volume: k.volume, Node: k.node, Waiting: waiting[k]})
 		}
 	}
 	return out, nil

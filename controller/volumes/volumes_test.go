@@ -644,20 +644,47 @@ func TestManualRepair(t *testing.T) {
 	if got := r.calls(nodetest.Repair); len(got) != 0 {
 		t.Fatalf("a manual datastore repaired by itself: %+v", got)
 	}
-	// The stale node is dead: nothing to repair, and why.
+	// The stale node is in error: the repair is queued and waits for it.
 	r.store.must(t, state.SetHealth{At: t0, Node: stale, Health: state.HealthError, Reason: "silent"})
-	if _, err := r.m.Repair(ctx, v.ID); !errors.Is(err, volumes.ErrNothingToRepair) || !contains(err, "node "+stale+" is error") {
-		t.Errorf("repair with the stale node dead: %v", err)
+	res, err := r.m.Repair(ctx, v.ID)
+	if err != nil || len(res.Started) != 0 || len(res.Queued) != 1 || !strings.Contains(res.Queued[0].Waiting, "node "+stale+" is error") {
+		t.Fatalf("repair with the stale node dead: %+v %v, want it queued, waiting for the node", res, err)
 	}
+	r.step(time.Second)
+	r.settle()
+	if got := r.calls(nodetest.Repair); len(got) != 0 {
+		t.Fatalf("repaired while the node is dead: %+v", got)
+	}
+	// Asked again: already queued, nothing new to do.
+	if _, err := r.m.Repair(ctx, v.ID); err != nil {
+		t.Errorf("second ask while waiting: %v", err)
+	}
+	// It comes back (retry, then ok): the queued repair starts.
 	r.store.must(t, state.SetHealth{At: t0, Node: stale, Health: state.HealthRetry})
+	r.step(time.Second)
+	r.settle()
+	if got := r.calls(nodetest.Repair); len(got) != 0 {
+		t.Fatalf("repaired while the node is retrying: %+v", got)
+	}
 	r.store.must(t, state.SetHealth{At: t0, Node: stale, Health: state.HealthOK})
+	r.step(time.Second)
+	r.settle()
+	if got := r.calls(nodetest.Repair); len(got) != 1 || got[0].Node != keep || got[0].Stale != stale {
+		t.Fatalf("after the node came back: repairs %+v, want one by %s", got, keep)
+	}
+	// An offline node is not waited for.
+	r.store.must(t, state.SetAdmin{At: t0, Node: stale, State: state.AdminOffline})
+	if _, err := r.m.Repair(ctx, v.ID); !errors.Is(err, volumes.ErrNothingToRepair) || !contains(err, "node "+stale+" is offline") {
+		t.Errorf("repair with the stale node offline: %v", err)
+	}
+	r.store.must(t, state.SetAdmin{At: t0, Node: stale, State: state.AdminEnabled})
 	// Attached: the writer repairs from its bitmap.
 	w := other(v)
 	if _, err := r.m.Attach(ctx, v.ID, w, "", false); err != nil {
 		t.Fatal(err)
 	}
 	r.dir.ResetCalls()
-	res, err := r.m.Repair(ctx, v.ID)
+	res, err = r.m.Repair(ctx, v.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
