@@ -152,14 +152,16 @@ func (m *Manager) Status(ctx context.Context, volume string) (*nodeclient.Volume
 // Fence fences node off volume: the epoch is raised in raft, the node's
 // attachment (if it has the volume) cleared, then every node holding a
 // replica is sent the new epoch with this controller as the only writer
-// (MethodFence). Runs on the leader.
+// (MethodFence). While the volume is attached to another node the fence is
+// refused (the raised epoch would stop that writer). Runs on the leader.
 func (m *Manager) Fence(ctx context.Context, volume, node string) (FenceResult, error) {
 	l, err := m.current()
 	if err != nil {
 		return FenceResult{}, err
 	}
 	st := m.read()
-	if st.volume(volume) == nil {
+	v := st.volume(volume)
+	if v == nil {
 		return FenceResult{}, fmt.Errorf("%w: volume %q", state.ErrNotFound, volume)
 	}
 	if node == "" {
@@ -167,6 +169,11 @@ func (m *Manager) Fence(ctx context.Context, volume, node string) (FenceResult, 
 	}
 	if st.nodes[node] == nil {
 		return FenceResult{}, &state.FieldError{Field: "node", Err: fmt.Errorf("%w: node %s is not registered (see GET /api/nodes)", state.ErrInvalid, node)}
+	}
+	if v.AttachedTo != "" && v.AttachedTo != node {
+		return FenceResult{}, &state.FieldError{Field: "node", Err: fmt.Errorf(
+			"%w: volume %s (%s) is attached to node %s, not %s: a fence raises the epoch and would stop node %s's writes; fence node %s, or detach first",
+			state.ErrInvalid, v.ID, v.Name, v.AttachedTo, node, v.AttachedTo, v.AttachedTo)}
 	}
 	return m.fence(ctx, l, volume, node, nil)
 }

@@ -506,9 +506,18 @@ func TestFenceRaisesEpochInRaftFirst(t *testing.T) {
 	if _, err := r.m.Fence(ctx, v.ID, "0000000f"); !errors.Is(err, state.ErrInvalid) {
 		t.Errorf("fence of an unknown node: %v", err)
 	}
-	if r.store.volume(t, v.ID).Epoch != 2 {
-		t.Error("a refused fence changed the epoch")
+	// A node other than the writer: 422, the writer keeps writing.
+	if _, err := r.m.Attach(ctx, v.ID, v.Replicas[1].Node, "", false); err != nil {
+		t.Fatal(err)
 	}
+	before := r.store.volume(t, v.ID)
+	if _, err := r.m.Fence(ctx, v.ID, w); !errors.Is(err, state.ErrInvalid) || !contains(err, "would stop node "+v.Replicas[1].Node) {
+		t.Errorf("fence of a node that is not the writer: %v", err)
+	}
+	if diff := cmp.Diff(before, r.store.volume(t, v.ID)); diff != "" {
+		t.Errorf("a refused fence changed the volume:\n%s", diff)
+	}
+	r.store.must(t, state.DetachVolume{At: t0, Volume: v.ID})
 
 	// Forced attachment elsewhere fences the old writer, reserving the
 	// replicas for the new one.
