@@ -134,10 +134,12 @@ type Endpoint struct {
 	sealID uint8
 
 	// Read loop only.
-	openers   map[openerKey]cipher.AEAD // the keyring's AEADs, without its lock
-	handedOff bool                      // the read loop woke a caller or a handler
-	acksDue   []*peer                   // peers owed an ACK after the current batch
-	ackEvery  int                       // in-order segments per ACK
+	openers     map[openerKey]cipher.AEAD // the keyring's AEADs, without its lock
+	openScratch aeadScratch
+	delivered   []message // messages a frame completed, being dispatched
+	handedOff   bool      // the read loop woke a caller or a handler
+	acksDue     []*peer   // peers owed an ACK after the current batch
+	ackEvery    int       // in-order segments per ACK
 }
 
 type openerKey struct {
@@ -493,7 +495,7 @@ func (e *Endpoint) onHello(h Header, body []byte, src, dst MAC, now time.Time) {
 		reply := Hello{Challenge: hello.Challenge, MTU: uint32(e.link.MTU()), Window: uint32(e.cfg.Window)}
 		var b [HeaderLen + HelloLen + TagLen]byte
 		reply.marshal(b[HeaderLen:])
-		e.sendFrame(b[:], Header{Type: FrameHello, Flags: FlagReply, DstEpoch: h.SrcEpoch}, src, HelloLen)
+		e.sendFrame(b[:], Header{Type: FrameHello, Flags: FlagReply, DstEpoch: h.SrcEpoch}, src, HelloLen, nil)
 		return
 	}
 	if h.DstEpoch != e.epoch || dst != e.addr {
@@ -508,21 +510,23 @@ func (e *Endpoint) onHello(h Header, body []byte, src, dst MAC, now time.Time) {
 // sendFrame seals and sends a frame whose body is already at
 // buf[HeaderLen:HeaderLen+bodyLen]. It fills in version, epoch and counter;
 // sealing pads a body too short for Ethernet (only RESET's empty one is).
-func (e *Endpoint) sendFrame(buf []byte, h Header, dst MAC, bodyLen int) {
-	e.writeFrame(e.sealFrame(buf, h, dst, bodyLen), dst)
+// sc, if not nil, is the caller's own scratch space for the seal.
+func (e *Endpoint) sendFrame(buf []byte, h Header, dst MAC, bodyLen int, sc *aeadScratch) {
+	e.writeFrame(e.sealFrame(buf, h, dst, bodyLen, sc), dst)
 }
 
 // sealFrame fills in version, epoch and counter and seals the frame whose
 // body is at buf[HeaderLen:HeaderLen+bodyLen].
-func (e *Endpoint) sealFrame(buf []byte, h Header, dst MAC, bodyLen int) []byte {
+func (e *Endpoint) sealFrame(buf []byte, h Header, dst MAC, bodyLen int, sc *aeadScratch) []byte {
 	h.Version = Version
 	h.SrcEpoch = e.epoch
 	h.Counter = e.counter.Add(1)
-	return sealWith(e.sealer, e.sealID, buf, h, e.addr, dst, bodyLen)
+	return sealWith(e.sealer, e.sealID, buf, h, e.addr, dst, bodyLen, sc)
 }
 
-// open authenticates a frame like Keyring.open, with the AEADs the read
-// loop has used before at hand.
+// open authenticates a frame whose header has been decoded into h and
+// returns its body, decrypted in place, with the AEADs the read loop has
+// used before at hand.
 func (e *Endpoint) open(h *Header, frame []byte, src, dst MAC) ([]byte, error) {
 	k := openerKey{h.KeyID, src, h.SrcEpoch}
 	a := e.openers[k]
@@ -536,7 +540,7 @@ func (e *Endpoint) open(h *Header, frame []byte, src, dst MAC) ([]byte, error) {
 		}
 		e.openers[k] = a
 	}
-	return openWith(a, h, frame, src, dst)
+	return openWith(a, h, frame, src, dst, &e.openScratch)
 }
 
 // maxOpeners bounds the read loop's own cache of AEADs.
@@ -583,7 +587,7 @@ func (e *Endpoint) sendReset(dst MAC, dstEpoch uint64) {
 		return
 	}
 	var b [MinPayload]byte
-	e.sendFrame(b[:], Header{Type: FrameReset, DstEpoch: dstEpoch}, dst, 0)
+	e.sendFrame(b[:], Header{Type: FrameReset, DstEpoch: dstEpoch}, dst, 0, nil)
 	e.stats.resetsSent.Add(1)
 }
 
@@ -775,7 +779,7 @@ func (e *Endpoint) Discover(ctx context.Context, method string, payload []byte, 
 	for sent := 0; ; {
 		if sent < discoverRepeats {
 			n := copy(buf[HeaderLen:], m.appendTo(nil))
-			e.sendFrame(buf, Header{Type: FrameBcast}, Broadcast, n)
+			e.sendFrame(buf, Header{Type: FrameBcast}, Broadcast, n, nil)
 			sent++
 		}
 		select {
@@ -834,7 +838,7 @@ func (e *Endpoint) onBcast(h Header, body []byte, src, dst MAC) {
 func (e *Endpoint) sendDgram(dst MAC, dstEpoch uint64, data []byte) {
 	buf := make([]byte, HeaderLen+len(data)+TagLen)
 	copy(buf[HeaderLen:], data)
-	e.sendFrame(buf, Header{Type: FrameDgram, DstEpoch: dstEpoch}, dst, len(data))
+	e.sendFrame(buf, Header{Type: FrameDgram, DstEpoch: dstEpoch}, dst, len(data), nil)
 }
 
 func (e *Endpoint) onDgram(h Header, body []byte, src MAC) {

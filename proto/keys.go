@@ -169,35 +169,48 @@ var ErrAuth = errors.New("proto: frame failed authentication")
 func (r *Keyring) seal(buf []byte, h Header, src, dst MAC, bodyLen int) []byte {
 	k := r.keys[0]
 	a, _ := r.aead(k.ID, src, h.SrcEpoch)
-	return sealWith(a, k.ID, buf, h, src, dst, bodyLen)
+	return sealWith(a, k.ID, buf, h, src, dst, bodyLen, nil)
+}
+
+// aeadScratch holds the nonce and the additional data of one seal or open.
+// They escape through the cipher.AEAD interface, so a caller that seals
+// or opens many frames keeps one of these instead of allocating both per
+// frame. nil means allocate.
+type aeadScratch struct {
+	nonce [12]byte
+	ad    [12 + HeaderLen]byte
 }
 
 // sealWith is seal with the sender's AEAD already derived: a is
 // r.aead(id, src, h.SrcEpoch) for the primary key id.
-func sealWith(a cipher.AEAD, id uint8, buf []byte, h Header, src, dst MAC, bodyLen int) []byte {
+func sealWith(a cipher.AEAD, id uint8, buf []byte, h Header, src, dst MAC, bodyLen int, sc *aeadScratch) []byte {
+	if sc == nil {
+		sc = new(aeadScratch)
+	}
 	if short := MinPayload - (HeaderLen + bodyLen + TagLen); short > 0 {
 		clear(buf[HeaderLen+bodyLen : HeaderLen+bodyLen+short])
 		bodyLen += short
 	}
 	h.KeyID = id
 	h.marshal(buf[:HeaderLen])
-	var adbuf [12 + HeaderLen]byte
-	ad := additionalData(adbuf[:0], src, dst, buf[:HeaderLen])
-	n := nonce(h.Counter)
-	return a.Seal(buf[:HeaderLen], n[:], buf[HeaderLen:HeaderLen+bodyLen], ad)
+	ad := additionalData(sc.ad[:0], src, dst, buf[:HeaderLen])
+	sc.nonce = nonce(h.Counter)
+	return a.Seal(buf[:HeaderLen], sc.nonce[:], buf[HeaderLen:HeaderLen+bodyLen], ad)
 }
 
 // openWith authenticates a frame whose header has been decoded into h and
 // returns its body, decrypted in place. a is the AEAD of the sender
 // (src, h.SrcEpoch) under key h.KeyID.
-func openWith(a cipher.AEAD, h *Header, frame []byte, src, dst MAC) ([]byte, error) {
+func openWith(a cipher.AEAD, h *Header, frame []byte, src, dst MAC, sc *aeadScratch) ([]byte, error) {
 	if len(frame) < HeaderLen+TagLen {
 		return nil, fmt.Errorf("%w: %d-byte frame is shorter than header and tag", ErrBadLength, len(frame))
 	}
-	var adbuf [12 + HeaderLen]byte
-	ad := additionalData(adbuf[:0], src, dst, frame[:HeaderLen])
-	n := nonce(h.Counter)
-	body, err := a.Open(frame[HeaderLen:HeaderLen], n[:], frame[HeaderLen:], ad)
+	if sc == nil {
+		sc = new(aeadScratch)
+	}
+	ad := additionalData(sc.ad[:0], src, dst, frame[:HeaderLen])
+	sc.nonce = nonce(h.Counter)
+	body, err := a.Open(frame[HeaderLen:HeaderLen], sc.nonce[:], frame[HeaderLen:], ad)
 	if err != nil {
 		return nil, ErrAuth
 	}

@@ -61,7 +61,10 @@ type PacketLink struct {
 	// the runtime's poller mark the socket readable (epoll is
 	// edge-triggered). The next ReadBatch may then wait for readiness
 	// at once instead of first spending a system call on EAGAIN.
-	drained bool
+	drained  bool
+	recvmmsg func(fd uintptr) bool // recvmmsgFunc, bound once
+	rlen, rn int                   // frames asked for, frames read
+	rerr     error
 }
 
 var (
@@ -196,24 +199,8 @@ func (l *PacketLink) ReadFrom(p []byte) (int, MAC, MAC, error) {
 // WriteTo implements [Link]. The header and the payload go to the kernel as
 // two pieces: no copy.
 func (l *PacketLink) WriteTo(p []byte, dst MAC) error {
-	if len(p) > l.mtu {
-		return fmt.Errorf("proto: %d-byte payload on %s (MTU %d): %w", len(p), l.iface, l.mtu, ErrTooBig)
-	}
-	hdr := l.header(dst)
-	bufs := [][]byte{hdr[:], p}
-	if len(p) < MinPayload {
-		bufs = append(bufs, l.pad[:MinPayload-len(p)])
-	}
-	sa := &unix.SockaddrLinklayer{Ifindex: l.ifindex}
-	var werr error
-	err := l.rc.Write(func(fd uintptr) bool {
-		_, werr = unix.SendmsgBuffers(int(fd), bufs, nil, sa, unix.MSG_DONTWAIT)
-		return werr != unix.EAGAIN
-	})
-	if err == nil {
-		err = werr
-	}
-	return l.mapErr(err)
+	one := [1][]byte{p}
+	return l.WriteBatch(one[:], dst)
 }
 
 func (l *PacketLink) header(dst MAC) [EthernetHeaderLen]byte {
@@ -230,48 +217,82 @@ func (l *PacketLink) WriteBatch(payloads [][]byte, dst MAC) error {
 	if len(payloads) == 0 {
 		return nil
 	}
-	hdr := l.header(dst)
-	iovs := make([]unix.Iovec, 0, 3*len(payloads))
-	msgs := make([]mmsghdr, len(payloads))
-	var sa unix.RawSockaddrLinklayer
-	sa.Family = unix.AF_PACKET
-	sa.Ifindex = int32(l.ifindex)
-	for i, p := range payloads {
+	for _, p := range payloads {
 		if len(p) > l.mtu {
 			return fmt.Errorf("proto: %d-byte payload on %s (MTU %d): %w", len(p), l.iface, l.mtu, ErrTooBig)
 		}
-		first := len(iovs)
-		iovs = append(iovs, iovec(hdr[:]), iovec(p))
-		if len(p) < MinPayload {
-			iovs = append(iovs, iovec(l.pad[:MinPayload-len(p)]))
-		}
-		msgs[i].Hdr.Name = (*byte)(unsafe.Pointer(&sa))
-		msgs[i].Hdr.Namelen = unix.SizeofSockaddrLinklayer
-		msgs[i].Hdr.Iov = &iovs[first]
-		msgs[i].Hdr.Iovlen = uint64(len(iovs) - first)
 	}
-	for sent := 0; sent < len(msgs); {
-		var n int
-		var werr error
-		err := l.rc.Write(func(fd uintptr) bool {
-			r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&msgs[sent])), uintptr(len(msgs)-sent), unix.MSG_DONTWAIT, 0, 0)
-			n, werr = int(r), nil
-			if errno != 0 {
-				n, werr = 0, errno
-			}
-			return werr != unix.EAGAIN
-		})
+	w := writeScratches.Get().(*writeScratch)
+	defer writeScratches.Put(w)
+	w.hdr = l.header(dst)
+	w.sa = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Ifindex: int32(l.ifindex)}
+	w.iovs = w.iovs[:0]
+	w.msgs = w.msgs[:0]
+	for _, p := range payloads {
+		first := len(w.iovs)
+		w.iovs = append(w.iovs, iovec(w.hdr[:]), iovec(p))
+		if len(p) < MinPayload {
+			w.iovs = append(w.iovs, iovec(l.pad[:MinPayload-len(p)]))
+		}
+		w.msgs = append(w.msgs, mmsghdr{})
+		m := &w.msgs[len(w.msgs)-1]
+		m.Hdr.Name = (*byte)(unsafe.Pointer(&w.sa))
+		m.Hdr.Namelen = unix.SizeofSockaddrLinklayer
+		m.Hdr.Iovlen = uint64(len(w.iovs) - first)
+	}
+	for i, off := 0, 0; i < len(w.msgs); i++ { // now that iovs stays put
+		w.msgs[i].Hdr.Iov = &w.iovs[off]
+		off += int(w.msgs[i].Hdr.Iovlen)
+	}
+	for w.sent = 0; w.sent < len(w.msgs); {
+		err := l.rc.Write(w.write)
 		if err == nil {
-			err = werr
+			err = w.werr
 		}
 		if err != nil {
+			w.release()
 			return l.mapErr(err)
 		}
-		sent += n
+		w.sent += w.n
 	}
+	w.release()
 	runtime.KeepAlive(payloads)
-	runtime.KeepAlive(iovs)
 	return nil
+}
+
+// writeScratch is the state of one WriteBatch, kept in a pool so that a
+// batch allocates nothing: the iovecs and headers the kernel reads, and the
+// callback handed to the raw connection, bound once.
+type writeScratch struct {
+	hdr   [EthernetHeaderLen]byte
+	sa    unix.RawSockaddrLinklayer
+	iovs  []unix.Iovec
+	msgs  []mmsghdr
+	sent  int
+	n     int
+	werr  error
+	write func(fd uintptr) bool
+}
+
+var writeScratches = sync.Pool{New: func() any {
+	w := new(writeScratch)
+	w.write = w.sendmmsg
+	return w
+}}
+
+func (w *writeScratch) sendmmsg(fd uintptr) bool {
+	r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.msgs[w.sent])), uintptr(len(w.msgs)-w.sent), unix.MSG_DONTWAIT, 0, 0)
+	w.n, w.werr = int(r), nil
+	if errno != 0 {
+		w.n, w.werr = 0, errno
+	}
+	return w.werr != unix.EAGAIN
+}
+
+// release drops the references to the caller's payloads.
+func (w *writeScratch) release() {
+	clear(w.iovs)
+	w.werr = nil
 }
 
 // ReadBatch implements [BatchReader] with recvmmsg: headers and payloads
@@ -294,25 +315,16 @@ func (l *PacketLink) ReadBatch(frames []Frame) (int, error) {
 		l.rmsgs[i].Hdr.Iov = &l.riovs[2*i]
 		l.rmsgs[i].Hdr.Iovlen = 2
 	}
+	l.rlen = len(frames)
+	if l.recvmmsg == nil {
+		l.recvmmsg = l.recvmmsgFunc // bound once: a closure per call would escape
+	}
 	for {
-		var n int
-		var rerr error
-		err := l.rc.Read(func(fd uintptr) bool {
-			if l.drained {
-				l.drained = false
-				return false // wait for readiness; it may be there already
-			}
-			r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&l.rmsgs[0])), uintptr(len(frames)), unix.MSG_DONTWAIT, 0, 0)
-			n, rerr = int(r), nil
-			if errno != 0 {
-				n, rerr = 0, errno
-			}
-			l.drained = rerr == nil && n < len(frames)
-			return rerr != unix.EAGAIN
-		})
+		err := l.rc.Read(l.recvmmsg)
 		if err == nil {
-			err = rerr
+			err = l.rerr
 		}
+		n := l.rn
 		if err != nil {
 			return 0, l.mapErr(err)
 		}
@@ -338,6 +350,21 @@ func (l *PacketLink) ReadBatch(frames []Frame) (int, error) {
 			return kept, nil
 		}
 	}
+}
+
+// recvmmsgFunc is the callback of ReadBatch's raw read; l.rmu is held.
+func (l *PacketLink) recvmmsgFunc(fd uintptr) bool {
+	if l.drained {
+		l.drained = false
+		return false // wait for readiness; it may be there already
+	}
+	r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&l.rmsgs[0])), uintptr(l.rlen), unix.MSG_DONTWAIT, 0, 0)
+	l.rn, l.rerr = int(r), nil
+	if errno != 0 {
+		l.rn, l.rerr = 0, errno
+	}
+	l.drained = l.rerr == nil && l.rn < l.rlen
+	return l.rerr != unix.EAGAIN
 }
 
 type mmsghdr = unix.Mmsghdr

@@ -28,6 +28,8 @@ type peer struct {
 	segSize   int         // message bytes per segment
 	txbuf     []byte      // frame being built
 	batchBufs [][]byte    // frames of a burst of new segments
+	batch     [][]byte    // the frames of batchBufs being sent
+	sc        aeadScratch // for sealing under mu
 	sackbuf   []SACKRange // SACK ranges being sent
 	ackbuf    []SACKRange // SACK ranges being received
 
@@ -97,6 +99,7 @@ type outMsg struct {
 	head []byte // kind, id, method: the message header
 	body []byte // the payload
 	off  int    // how much has been cut into segments
+	hbuf [msgHeaderLen + 22]byte
 	// acked, when set, is told nil once the peer acknowledged the whole
 	// message, or the error that ended the stream.
 	acked chan error
@@ -105,7 +108,9 @@ type outMsg struct {
 func newOutMsg(m message) *outMsg {
 	payload := m.payload
 	m.payload = nil
-	return &outMsg{head: m.appendTo(make([]byte, 0, m.size())), body: payload}
+	o := &outMsg{body: payload}
+	o.head = m.appendTo(o.hbuf[:0]) // in place for methods of up to 22 bytes
+	return o
 }
 
 func (m *outMsg) size() int { return len(m.head) + len(m.body) }
@@ -134,7 +139,7 @@ type callResult struct {
 }
 
 func newPeer(e *Endpoint, mac MAC) *peer {
-	return &peer{
+	p := &peer{
 		e:     e,
 		mac:   mac,
 		rtt:   newRTTEstimator(e.cfg.InitialRTO, e.cfg.MinRTO, e.cfg.MaxRTO),
@@ -142,6 +147,9 @@ func newPeer(e *Endpoint, mac MAC) *peer {
 		calls: make(map[uint64]*call),
 		txbuf: make([]byte, e.link.MTU()),
 	}
+	p.rtxTimer.f = p.onRtxTimer
+	p.ackTimer.f = p.onAckTimer
+	return p
 }
 
 func (p *peer) currentEpoch() uint64 {
@@ -183,7 +191,7 @@ func (p *peer) pump(now time.Time) {
 		p.una, p.nxt = 0, 0
 		p.wndEdge = uint32(min(p.e.cfg.Window, 64))
 	}
-	var batch [][]byte
+	batch := p.batch[:0]
 	for len(p.queue) > 0 && seqLess(p.nxt, p.wndEdge) && len(p.inflight) < p.e.cfg.Window {
 		m := p.queue[0]
 		size := m.size()
@@ -198,8 +206,7 @@ func (p *peer) pump(now time.Time) {
 		s := &segment{seq: p.nxt, frag: frag, msgLen: uint32(size), off: m.off, n: n, msg: m}
 		m.off += n
 		if m.off == size {
-			p.queue[0] = nil
-			p.queue = p.queue[1:]
+			p.queue = popFront(p.queue, 1)
 		}
 		p.inflight = append(p.inflight, s)
 		p.nxt++
@@ -210,7 +217,18 @@ func (p *peer) pump(now time.Time) {
 		}
 	}
 	p.e.writeFrames(batch, p.mac)
+	clear(batch)
+	p.batch = batch[:0]
 	p.armRtx(now)
+}
+
+// popFront removes the first n elements of s in place, keeping its array,
+// so that a queue emptied and filled again for every message allocates
+// nothing.
+func popFront[T any](s []*T, n int) []*T {
+	k := copy(s, s[n:])
+	clear(s[k:])
+	return s[:k]
 }
 
 // maxBatch is how many new segments go to the link in one batch.
@@ -246,7 +264,7 @@ func (p *peer) sealData(s *segment, buf []byte, now time.Time) []byte {
 	if s.tx > 1 {
 		p.e.stats.retransmits.Add(1)
 	}
-	return p.e.sealFrame(buf, Header{Type: FrameData, DstEpoch: p.epoch}, p.mac, n)
+	return p.e.sealFrame(buf, Header{Type: FrameData, DstEpoch: p.epoch}, p.mac, n, &p.sc)
 }
 
 // Loss recovery.
@@ -309,7 +327,7 @@ func (p *peer) armRtx(now time.Time) {
 	if !p.tlpSent {
 		earlier(p.lastSent.Add(p.probeTimeout()))
 	}
-	p.rtxTimer.arm(now, at, p.onRtxTimer)
+	p.rtxTimer.arm(now, at)
 }
 
 // maxBurst bounds how many segments one timer expiry sends again.
@@ -387,18 +405,19 @@ func (p *peer) onAckOf(stream, ack, window uint32, sack []SACKRange, now time.Ti
 	}
 	var sample *segment
 	advanced := p.una != ack
+	done := 0
 	for p.una != ack {
-		s := p.inflight[0]
+		s := p.inflight[done]
 		if s.tx == 1 {
 			sample = s
 		}
 		if s.frag&FragLast != 0 && s.msg.acked != nil {
 			s.msg.acked <- nil
 		}
-		p.inflight[0] = nil
-		p.inflight = p.inflight[1:]
+		done++
 		p.una++
 	}
+	p.inflight = popFront(p.inflight, done)
 	if sample != nil {
 		p.rtt.sample(now.Sub(sample.sentAt))
 	}
@@ -479,8 +498,12 @@ func (p *peer) onFrame(h Header, body []byte, now time.Time) {
 		deliver = p.onData(d, now)
 	}
 	p.mu.Unlock()
-	for _, m := range deliver {
+	for i, m := range deliver {
 		p.dispatch(m)
+		deliver[i] = message{}
+	}
+	if deliver != nil {
+		p.e.delivered = deliver[:0]
 	}
 }
 
@@ -517,7 +540,7 @@ func (p *peer) onData(d Data, now time.Time) []message {
 		p.ackSoon()
 		return nil
 	}
-	var out []message
+	out := p.e.delivered[:0] // read loop only, like onData
 	hadGap := len(p.ooo) > 0
 	if m, ok := p.accept(d.Frag, d.MsgLen, d.Payload); ok {
 		out = append(out, m)
@@ -541,7 +564,7 @@ func (p *peer) onData(d Data, now time.Time) []message {
 	if hadGap || p.ackOwed >= p.e.ackEvery || p.e.cfg.DelayedAck == 0 {
 		p.ackSoon()
 	} else {
-		p.ackTimer.arm(now, p.ackSince.Add(p.e.cfg.DelayedAck), p.onAckTimer)
+		p.ackTimer.arm(now, p.ackSince.Add(p.e.cfg.DelayedAck))
 	}
 	return out
 }
@@ -654,13 +677,13 @@ func (p *peer) sendAck() {
 	p.ackDue = false
 	a := Ack{Stream: p.rid, Ack: p.rcvNxt, Window: p.rcvWindow(), SACK: p.sackRanges()}
 	n := a.marshal(p.txbuf[HeaderLen:])
-	p.e.sendFrame(p.txbuf, Header{Type: FrameAck, DstEpoch: p.epoch}, p.mac, n)
+	p.e.sendFrame(p.txbuf, Header{Type: FrameAck, DstEpoch: p.epoch}, p.mac, n, &p.sc)
 }
 
 func (p *peer) sendProbe() {
 	a := Ack{Stream: p.rid, Ack: p.rcvNxt, Window: p.rcvWindow()}
 	n := a.marshal(p.txbuf[HeaderLen:])
-	p.e.sendFrame(p.txbuf, Header{Type: FrameAck, Flags: FlagProbe, DstEpoch: p.epoch}, p.mac, n)
+	p.e.sendFrame(p.txbuf, Header{Type: FrameAck, Flags: FlagProbe, DstEpoch: p.epoch}, p.mac, n, &p.sc)
 }
 
 func (p *peer) onAckTimer() {
@@ -672,7 +695,7 @@ func (p *peer) onAckTimer() {
 	}
 	now := time.Now()
 	if at := p.ackSince.Add(p.e.cfg.DelayedAck); now.Before(at) {
-		p.ackTimer.arm(now, at, p.onAckTimer) // an earlier expiry, for an ack sent since
+		p.ackTimer.arm(now, at) // an earlier expiry, for an ack sent since
 		return
 	}
 	p.sendAck()
@@ -721,7 +744,7 @@ func (p *peer) startHello(now time.Time) {
 func (p *peer) sendHello(now time.Time) {
 	h := Hello{Challenge: p.hello, MTU: uint32(p.e.link.MTU()), Window: uint32(p.e.cfg.Window)}
 	n := h.marshal(p.txbuf[HeaderLen:])
-	p.e.sendFrame(p.txbuf, Header{Type: FrameHello}, p.mac, n)
+	p.e.sendFrame(p.txbuf, Header{Type: FrameHello}, p.mac, n, &p.sc)
 	p.helloSent = now
 	p.helloTries++
 	d := p.rtt.rto()
@@ -939,19 +962,20 @@ func stopTimer(t *time.Timer) {
 // P), and doing that for every frame costs a thread wakeup per frame.
 // The callback must call fired first, with the peer's lock held.
 type lazyTimer struct {
+	f  func() // the callback, set once
 	t  *time.Timer
 	at time.Time // when the pending expiry is due; zero when none is
 }
 
 // arm makes the timer fire no later than at.
-func (l *lazyTimer) arm(now, at time.Time, f func()) {
+func (l *lazyTimer) arm(now, at time.Time) {
 	if !l.at.IsZero() && !at.Before(l.at) {
 		return // the pending expiry comes first and will arm it again
 	}
 	l.at = at
 	d := max(at.Sub(now), 0)
 	if l.t == nil {
-		l.t = time.AfterFunc(d, f)
+		l.t = time.AfterFunc(d, l.f)
 		return
 	}
 	l.t.Reset(d)
