@@ -125,7 +125,7 @@ func (m *Manager) pushAll(l *loopState, st snapshot, now time.Time) {
 		clear(l.sent)
 	}
 	for _, id := range slices.Sorted(maps.Keys(want)) {
-		list := want[id]
+		list := m.withheld(st, want[id], l.sent[id], now)
 		if !st.reachable(id) || l.inflight[id] || now.Before(l.retryAt[id]) {
 			continue
 		}
@@ -174,4 +174,29 @@ func (m *Manager) push(l *loopState, id string, mac proto.MAC, list []nodeclient
 	delete(l.failures, id)
 	delete(l.retryAt, id)
 	m.log.Debug("node took its volume replicas", "node", id, "replicas", len(list))
+}
+
+// withheld returns list with the epoch raises an attached volume's in-sync
+// replicas must not hear of yet (Config.EpochGrace) held back at the epoch
+// last sent; m.mu is held.
+func (m *Manager) withheld(st snapshot, list, sent []nodeclient.ReplicaAssignment, now time.Time) []nodeclient.ReplicaAssignment {
+	var out []nodeclient.ReplicaAssignment
+	for i, a := range list {
+		v := st.volume(a.Volume)
+		if v == nil || v.AttachedTo == "" || !a.InSync || now.Sub(v.Updated) >= m.cfg.EpochGrace {
+			continue
+		}
+		k := slices.IndexFunc(sent, func(p nodeclient.ReplicaAssignment) bool { return p.Volume == a.Volume })
+		if k < 0 || sent[k].Epoch >= a.Epoch {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(list)
+		}
+		out[i].Epoch = sent[k].Epoch
+	}
+	if out == nil {
+		return list
+	}
+	return out
 }

@@ -72,13 +72,21 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// CallTimeout bounds node calls other than a repair's copy.
 	CallTimeout time.Duration
+	// EpochGrace: an in-sync replica of an attached volume is told of an
+	// epoch raise through its assignment only this long after the raise.
+	// The writer registers the new epoch on it first (that raises the
+	// export's epoch with the writer already on it); an export raised by
+	// the assignment before would refuse the writer's requests still in
+	// flight at the old epoch, which fences the writer.
+	EpochGrace time.Duration
 	// Now is the clock; nil is time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger // nil discards
 }
 
 // DefaultConfig: lists compared every 250 ms and sent to every node every
-// 30 s, failed pushes retried after 500 ms doubling to 30 s, 5 s per call.
+// 30 s, failed pushes retried after 500 ms doubling to 30 s, 5 s per call,
+// epoch raises reach a writer's in-sync replicas by assignment after 2 s.
 func DefaultConfig() Config {
 	return Config{
 		PushInterval: 250 * time.Millisecond,
@@ -86,6 +94,7 @@ func DefaultConfig() Config {
 		RetryMin:     500 * time.Millisecond,
 		RetryMax:     30 * time.Second,
 		CallTimeout:  5 * time.Second,
+		EpochGrace:   2 * time.Second,
 	}
 }
 
@@ -104,6 +113,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("volumes: Config.RetryMin %v and RetryMax %v: want 0 < RetryMin <= RetryMax", c.RetryMin, c.RetryMax)
 	case c.CallTimeout <= 0:
 		return fmt.Errorf("volumes: Config.CallTimeout %v must be positive", c.CallTimeout)
+	case c.EpochGrace < 0:
+		return fmt.Errorf("volumes: Config.EpochGrace %v is negative", c.EpochGrace)
 	}
 	return nil
 }

@@ -769,3 +769,45 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func stringsContains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// An epoch raise reaches the in-sync replicas of an attached volume by
+// assignment only after EpochGrace: the writer registers the new epoch on
+// them first, or its requests in flight would be refused and it fenced.
+func TestEpochRaiseWaitsForTheWriter(t *testing.T) {
+	r := newRig(t, state.CreateDatastore{})
+	v := r.volume("a", 100)
+	w := other(v)
+	ctx := context.Background()
+	if _, err := r.m.Attach(ctx, v.ID, w, "", false); err != nil {
+		t.Fatal(err)
+	}
+	r.step(0)
+	r.settle()
+	a, b := v.Replicas[0].Node, v.Replicas[1].Node
+	if _, err := r.m.SetInSync(ctx, r.mac(w), nodeclient.SetInSyncRequest{Volume: v.ID, Epoch: 1, InSync: []string{a}}); err != nil {
+		t.Fatal(err)
+	}
+	r.step(time.Millisecond)
+	r.settle()
+	if got := r.dir.Assigned(b); len(got) != 1 || got[0].Epoch != 2 || got[0].InSync {
+		t.Errorf("the replica that left: %+v, want epoch 2 out of sync at once", got)
+	}
+	if got := r.dir.Assigned(a); len(got) != 1 || got[0].Epoch != 1 || !got[0].InSync {
+		t.Errorf("the writer's in-sync replica within the grace: %+v, want still epoch 1", got)
+	}
+	r.step(volumes.DefaultConfig().EpochGrace)
+	r.settle()
+	if got := r.dir.Assigned(a); len(got) != 1 || got[0].Epoch != 2 {
+		t.Errorf("after the grace: %+v, want epoch 2", got)
+	}
+	// A volume nobody writes hears of its raises at once.
+	r.store.must(t, state.DetachVolume{At: r.now(), Volume: v.ID})
+	if _, err := r.m.SetInSync(ctx, r.mac(a), nodeclient.SetInSyncRequest{Volume: v.ID, Epoch: 2, InSync: []string{a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	r.step(time.Millisecond)
+	r.settle()
+	if got := r.dir.Assigned(a); len(got) != 1 || got[0].Epoch != 3 {
+		t.Errorf("not attached: %+v, want epoch 3 at once", got)
+	}
+}
