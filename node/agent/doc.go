@@ -31,5 +31,21 @@
 //     the node should run (started and not stopped on request) that are
 //     not running.
 //
+// # Storage
+//
+// The node always runs an AoE target and an AoE initiator on its
+// interface (storage.go, volumes.go). The target serves the --export disks
+// and the volume replicas the controller assigns (volume.assign): each a
+// volume of a thin pool (node/pool) on one of the node's drives, exported
+// at its shelf.slot with the volume's epoch; a blank drive is formatted on
+// first use, one holding other data is refused. A replica left out of a
+// non-empty assignment is deleted; an empty one only stops the exports.
+// volume.fence raises a replica's epoch and sets its reserve list.
+// volume.attach opens a replicated volume client (node/volume) — remote
+// replicas through the initiator, the node's own in its pool under the
+// export's fence — and serves it as NBD on a unix socket; volume.repair
+// resyncs a stale replica. Replicas are exported again after a restart
+// from the pools and STATE_DIR/replicas.json.
+//
 // docs/node-daemon.md describes the configuration, methods and messages.
 package agent
