@@ -537,10 +537,11 @@ func (b *bench) profile(path string) error {
 }
 
 // compare measures the selected workloads against our target and vblade
-// (both serving the page-cached file at once) alternately, workload by
-// workload, b.rounds times each, so that noise on a shared machine shows
-// as spread rather than as a verdict; it prints every pair and the median
-// ratio.
+// (each serving the page-cached file alone: a target on the same
+// interface would also receive the other's frames) alternately, workload
+// by workload, b.rounds times each, so that noise on a shared machine
+// shows as spread rather than as a verdict; it prints every pair and the
+// median ratio.
 func (b *bench) compare(path string) error {
 	var sel []workload
 	for _, w := range workloads {
@@ -548,24 +549,29 @@ func (b *bench) compare(path string) error {
 			sel = append(sel, w)
 		}
 	}
-	ours, stopOurs, err := b.serve(2, b.mvaoe, []string{"serve", "--write-back", "2", "1", "eth0", path})
-	if err != nil {
-		return err
-	}
-	defer stopOurs()
-	vb, stopVB, err := b.serve(1, "vblade", []string{"1", "1", "eth0", path})
-	if err != nil {
-		return err
-	}
-	defer stopVB()
 	buf := func(n int) []byte { return make([]byte, n) }
+	measure := func(shelf uint16, bin string, args []string, w workload) (float64, time.Duration, error) {
+		d, stop, err := b.serve(shelf, bin, args)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer stop()
+		v := b.one(d, d.Size(), w, buf)
+		return v, d.Paths()[0].SRTT, nil
+	}
 	for _, w := range sel {
 		var ratios []float64
 		for r := range b.rounds {
-			o := b.one(ours, ours.Size(), w, buf)
-			v := b.one(vb, vb.Size(), w, buf)
+			o, ort, err := measure(2, b.mvaoe, []string{"serve", "--write-back", "2", "1", "eth0", path}, w)
+			if err != nil {
+				return err
+			}
+			v, vrt, err := measure(1, "vblade", []string{"1", "1", "eth0", path}, w)
+			if err != nil {
+				return err
+			}
 			ratios = append(ratios, o/v)
-			fmt.Printf("round %d %-24s ours %8.0f  vblade %8.0f %s  ×%.2f\n", r+1, w.name, o, v, w.unit, o/v)
+			fmt.Printf("round %d %-24s ours %8.0f  vblade %8.0f %s  ×%.2f  (smoothed RTT %v, %v)\n", r+1, w.name, o, v, w.unit, o/v, ort, vrt)
 		}
 		slices.Sort(ratios)
 		fmt.Printf("median  %-24s ×%.2f\n", w.name, ratios[len(ratios)/2])
