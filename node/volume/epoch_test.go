@@ -628,3 +628,68 @@ func TestOpenWaitsForAReplicaThenDropsIt(t *testing.T) {
 		}
 	})
 }
+
+// The controller does not answer when the resynced replica asks to rejoin:
+// the resync fails with ErrController, but the replica, which holds every
+// write, keeps taking writes; a later Resync asks the controller again.
+func TestRejoinUnconfirmedIsAskedAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newEpochRig(t, 1)
+		rng := rand.New(rand.NewPCG(15, 16))
+		model := make([]byte, volSize)
+		writeBlocks(t, r.vol, model, []int{1, 2}, rng)
+		r.ctl.mu.Lock()
+		r.ctl.down = true
+		r.ctl.mu.Unlock()
+		if _, err := r.vol.Resync(t.Context(), "n1"); !errors.Is(err, volume.ErrController) {
+			t.Fatalf("Resync with the controller down = %v, want ErrController", err)
+		}
+		writeBlocks(t, r.vol, model, []int{3}, rng)
+		if !bytes.Equal(readFile(t, r.reps[1].path), model) {
+			t.Errorf("the replica whose rejoin is unconfirmed missed a write")
+		}
+		r.ctl.mu.Lock()
+		r.ctl.down = false
+		r.ctl.mu.Unlock()
+		rep, err := r.vol.Resync(t.Context(), "n1")
+		if err != nil {
+			t.Fatalf("Resync once the controller is back: %v", err)
+		}
+		if epoch, in, _ := r.ctl.state(); epoch != 2 || !slices.Equal(in, []string{"n0", "n1"}) || rep.Epoch != 2 {
+			t.Errorf("controller at %d with %v (report %+v), want 2 and both", epoch, in, rep)
+		}
+		for i, x := range r.reps {
+			if x.export.Epoch() != 2 {
+				t.Errorf("replica %d at epoch %d, want 2", i, x.export.Epoch())
+			}
+		}
+	})
+}
+
+// A write the replica fails while it catches up ends the resync with an
+// error; the write itself succeeds on the in-sync replica and the replica
+// stays out of the set.
+func TestResyncEndsWhenTheReplicaFailsAWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newEpochRig(t, 1)
+		r.reps[1].backend.full.Store(true) // every write to it fails
+		done := make(chan error, 1)
+		go func() {
+			_, err := r.vol.Resync(t.Context(), "n1")
+			done <- err
+		}()
+		// The copy fails on its first block, or a write does: either ends it.
+		if _, err := r.vol.WriteAt(make([]byte, 4096), 0); err != nil {
+			t.Errorf("WriteAt during a failing resync: %v", err)
+		}
+		if err := <-done; err == nil {
+			t.Fatal("Resync onto a replica that fails every write succeeded")
+		}
+		if got := r.vol.InSync(); len(got) != 1 || got[0] != 0 {
+			t.Errorf("InSync %v, want [0]", got)
+		}
+		if epoch, in, _ := r.ctl.state(); epoch != 1 || !slices.Equal(in, []string{"n0"}) {
+			t.Errorf("controller at %d with %v, want unchanged 1 [n0]", epoch, in)
+		}
+	})
+}
