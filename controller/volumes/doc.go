@@ -14,7 +14,11 @@
 // it changed (a volume created, resized or deleted, an epoch or in-sync
 // change), when the node restarted (a new control-protocol session epoch,
 // see [Manager.Heard]), and to every node each Config.HealInterval. A
-// failed push is logged and retried with a doubling backoff.
+// failed push is logged and retried with a doubling backoff. An in-sync
+// replica of an attached volume hears of an epoch raise only
+// Config.EpochGrace after it: the writer registers the new epoch on it
+// first (an export raised under the writer's requests in flight would
+// refuse them and fence the writer).
 //
 // # Requests from nodes
 //
@@ -33,7 +37,10 @@
 // fenced node's attachment, then sends nodeclient.MethodFence to every node
 // holding a replica with the new epoch and a reserve list naming the new
 // writer, or this controller when there is none. The loop fences the
-// volumes of a node liveness put in error.
+// volumes of a node liveness put in error. A fence of a node other than
+// an attached volume's writer is refused: the raised epoch would stop the
+// writer. [Manager.Reserve] only sets the reserve list (the db_metadata
+// backup makes this controller the writer of its volume).
 //
 // # Repairs
 //
@@ -41,7 +48,7 @@
 // repaired per its datastore's trigger_repair: at each pass every
 // periodic_repair_sec, or when an operator asks ([Manager.Repair]); at most
 // num_of_repairs repairs run at once per datastore, the rest wait in a
-// queue. A repair asks the node the volume is attached to (it has the dirty
+// queue (with, for a manual repair, those whose node is coming back). A repair asks the node the volume is attached to (it has the dirty
 // bitmap), otherwise a node holding an in-sync replica (a full resync), to
 // copy (nodeclient.MethodRepair); the node puts the replica back with
 // SetInSync, and the controller records its report (state.RecordRepair).
