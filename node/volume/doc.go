@@ -50,7 +50,9 @@
 //
 // A replica out of space (a thin pool, error matching syscall.ENOSPC) did
 // not fail: the write returns the ENOSPC error to the writer (NBD: ENOSPC)
-// and the replica stays in the set.
+// and the replica stays in the set. When other replicas took that write,
+// the range is copied back to them from the full one (a pool out of chunks
+// writes nothing), so the replicas never differ after a failed write.
 //
 // # Reads
 //

@@ -424,15 +424,26 @@ func TestFencedWriterIsRefused(t *testing.T) {
 	})
 }
 
-// ENOSPC from a replica is the writer's error: it passes through, and the
-// replica stays in sync.
+// ENOSPC from a replica is the writer's error: it passes through, the
+// replica stays in sync, and no replica keeps the failed write.
 func TestNoSpacePassesThrough(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newEpochRig(t)
+		before := bytes.Repeat([]byte{0xaa}, 8192)
+		if _, err := r.vol.WriteAt(before, 0); err != nil {
+			t.Fatal(err)
+		}
 		r.reps[1].backend.full.Store(true)
-		_, err := r.vol.WriteAt(make([]byte, 4096), 0)
+		_, err := r.vol.WriteAt(bytes.Repeat([]byte{0xbb}, 8192), 0)
 		if !errors.Is(err, syscall.ENOSPC) {
 			t.Fatalf("WriteAt on a full replica = %v, want ENOSPC", err)
+		}
+		// The replica with room took the write, the full one did not:
+		// the old data is put back so the replicas do not differ.
+		for i, rep := range r.reps {
+			if got := readFile(t, rep.path)[:8192]; !bytes.Equal(got, before) {
+				t.Errorf("replica %d after the failed write holds %x…, want the old data", i, got[:4])
+			}
 		}
 		if got := r.vol.InSync(); len(got) != 2 {
 			t.Errorf("InSync %v after ENOSPC, want both", got)

@@ -136,12 +136,46 @@ func (v *Volume) WriteAtContext(ctx context.Context, p []byte, off int64) (int, 
 			return err
 		})
 	})
+	v.undoPartial(wctx, tg, errs, off, len(p))
 	cancel()
 	unlock()
 	if err := v.conclude(ctx, "write", off, int64(len(p)), tg, errs); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// undoPartial puts back the old data where a write went to some replicas
+// but another was out of space: a pool that runs out of chunks writes
+// nothing, so that replica still holds the range as it was. Copying it to
+// the replicas that took the write leaves every replica as before the
+// failed write, instead of different ones a reader could see in turn.
+func (v *Volume) undoPartial(ctx context.Context, tg []target, errs []error, off int64, n int) {
+	full, took := -1, 0
+	for k, t := range tg {
+		switch {
+		case errs[k] == nil:
+			took++
+		case !t.catching && errors.Is(errs[k], syscall.ENOSPC):
+			full = k
+		}
+	}
+	if full < 0 || took == 0 {
+		return
+	}
+	old := make([]byte, n)
+	if _, err := tg[full].dev.ReadAtContext(ctx, old, off); err != nil {
+		v.log.Warn("replicas differ after a write one of them had no space for", "volume", v.cfg.ID, "off", off, "len", n, "err", err)
+		return
+	}
+	for k, t := range tg {
+		if errs[k] != nil {
+			continue
+		}
+		if _, err := t.dev.WriteAtContext(ctx, old, off); err != nil {
+			errs[k] = err // a replica that cannot take the old data back failed
+		}
+	}
 }
 
 // conclude sorts the replicas' answers to a write or flush: failures leave
