@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/mvstack/mvstack/controller/state"
 	"github.com/mvstack/mvstack/node/nodeclient"
@@ -80,6 +82,7 @@ func (m *Manager) Attach(ctx context.Context, volume, node, socket string, force
 	if cur := st.volume(volume); cur != nil {
 		nv = *cur
 	}
+	m.awaitReplicas(ctx, l, st, &nv)
 	cctx, cancel := m.callCtx(ctx)
 	status, err := m.cfg.Nodes.Attach(cctx, writer, l.term, st.spec(&nv), socket)
 	cancel()
@@ -310,4 +313,34 @@ func (m *Manager) Reserve(ctx context.Context, volume string, allow []proto.MAC)
 		return fmt.Errorf("%w: no replica of volume %s took the reserve list: %v", ErrNodeFailed, volume, failed)
 	}
 	return nil
+}
+
+// awaitReplicas waits, at most one call timeout, until every reachable
+// node holding a replica of v has taken an assignment list naming it, so
+// that a volume attached right after it was created does not find its
+// replicas unexported and start out degraded. A node that does not take
+// its list in time is left to the writer, which drops its replica.
+func (m *Manager) awaitReplicas(ctx context.Context, l *loopState, st snapshot, v *state.Volume) {
+	ctx, cancel := m.callCtx(ctx)
+	defer cancel()
+	for {
+		pending := false
+		m.mu.Lock()
+		for _, r := range v.Replicas {
+			if st.reachable(r.Node) && !slices.ContainsFunc(l.sent[r.Node], func(a nodeclient.ReplicaAssignment) bool { return a.Volume == v.ID }) {
+				pending = true
+			}
+		}
+		m.mu.Unlock()
+		if !pending {
+			return
+		}
+		m.wake()
+		select {
+		case <-ctx.Done():
+			m.log.Warn("attaching before every replica's node took it", "volume", v.ID)
+			return
+		case <-time.After(10 * time.Millisecond): // the loop pushes on its own goroutines
+		}
+	}
 }
