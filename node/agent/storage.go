@@ -271,7 +271,9 @@ func (s *storage) poolFor(disk string) (*pool.Pool, error) {
 
 // applyLocked makes the node serve asg: the pool volume exists with at
 // least its size (created only with create) and is exported at its
-// shelf.slot with epoch max(assigned, persisted). s.mu is held.
+// shelf.slot with epoch max(assigned, persisted); the epoch of an export
+// that exists already is raised only for a replica out of sync. s.mu is
+// held.
 func (s *storage) applyLocked(asg nodeclient.ReplicaAssignment, create bool) nodeclient.ReplicaStatus {
 	st := nodeclient.ReplicaStatus{Volume: asg.Volume, Shelf: asg.Shelf, Slot: asg.Slot, Epoch: asg.Epoch}
 	sv := s.replicas[asg.Volume]
@@ -335,7 +337,11 @@ func (s *storage) applyLocked(asg nodeclient.ReplicaAssignment, create bool) nod
 		}
 		sv.export = exp
 		s.log.Info("replica exported", "volume", asg.Volume, "shelf", asg.Shelf, "slot", asg.Slot, "epoch", epoch)
-	} else if epoch > sv.export.Epoch() && sv.export.Epoch() > 0 {
+	} else if !asg.InSync && epoch > sv.export.Epoch() && sv.export.Epoch() > 0 {
+		// Only a replica out of sync is raised here: an in-sync one's
+		// epoch moves with its writer's registrations (and fences), and
+		// raising it from an assignment that races the writer's
+		// registration of the new epoch would fence the writer.
 		if _, err := sv.export.RaiseEpoch(epoch); err != nil {
 			return fail(err)
 		}
