@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mvstack/mvstack/bench/report"
@@ -141,7 +142,8 @@ func (b *bench) run(dir string) error {
 		return err
 	}
 
-	t := report.Table{Title: "fio through a node's NBD socket on replicated volumes (AoE, MTU 9000) beside fio on a local file"}
+	t := report.Table{Title: "fio through a node's NBD socket on replicated volumes (AoE, MTU 9000) beside fio on a local file\n" +
+		"(a replica acknowledges a write once it is durable; the local file's writes stay in the page cache)"}
 	for _, j := range []struct {
 		name, rw, bs string
 		unit         string
@@ -363,6 +365,9 @@ func (b *bench) fio(ctx context.Context, rw, bs, unit string, target ...string) 
 type fioResult struct{ bw, iops float64 }
 
 func (b *bench) fioOnce(ctx context.Context, rw, bs string, target ...string) (fioResult, error) {
+	// Dirty pages of the previous run must not be written back during
+	// this one (a buffered local read once stalled for seconds behind it).
+	syscall.Sync()
 	args := append([]string{"--name=b", "--rw=" + rw, "--bs=" + bs, "--iodepth=32", "--output-format=json"}, target...)
 	cmd := exec.CommandContext(ctx, "fio", args...)
 	cmd.Dir = b.work

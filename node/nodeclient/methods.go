@@ -41,5 +41,6 @@ const (
 // Methods lists every method a node serves, for counters and docs.
 func Methods() []string {
 	return []string{MethodIdentify, MethodDiscover, MethodInfo, MethodProbe, MethodList, MethodCreate,
-		MethodOp, MethodConsole, MethodWild, MethodImport, MethodPin, MethodVCPUs, MethodNUMA}
+		MethodOp, MethodConsole, MethodWild, MethodImport, MethodPin, MethodVCPUs, MethodNUMA,
+		MethodAssign, MethodAttach, MethodDetach, MethodVolumeStatus, MethodRepair, MethodFence}
 }
