@@ -152,7 +152,8 @@ func (m *Manager) Status(ctx context.Context, volume string) (*nodeclient.Volume
 	return &s, nil
 }
 
-// Fence fences node off volume: the epoch is raised in raft, the node's
+// Fence fences node off volume: the epoch is raised in raft (and when the
+// node holds an in-sync replica, that replica leaves the set), the node's
 // attachment (if it has the volume) cleared, then every node holding a
 // replica is sent the new epoch with this controller as the only writer
 // (MethodFence). While the volume is attached to another node the fence is
@@ -195,7 +196,14 @@ func (m *Manager) fence(ctx context.Context, l *loopState, volume, node string, 
 		if v == nil {
 			return FenceResult{}, fmt.Errorf("%w: volume %q", state.ErrNotFound, volume)
 		}
-		res, err := m.apply(ctx, state.SetVolumeEpoch{At: m.now().UTC(), Volume: volume, Epoch: v.Epoch + 1})
+		// A fenced writer's own replica may have taken writes the others
+		// refused: it leaves the in-sync set (which raises the epoch too)
+		// and comes back only through a full repair.
+		var c state.Command = state.SetVolumeEpoch{At: m.now().UTC(), Volume: volume, Epoch: v.Epoch + 1}
+		if i := slices.Index(v.InSync, node); i >= 0 && len(v.InSync) > 1 {
+			c = state.SetInSync{At: m.now().UTC(), Volume: volume, Epoch: v.Epoch, InSync: slices.Delete(slices.Clone(v.InSync), i, i+1)}
+		}
+		res, err := m.apply(ctx, c)
 		if errors.Is(err, state.ErrStaleEpoch) && attempt < 3 {
 			continue // the set changed under us: raise from the new epoch
 		}
@@ -335,7 +343,7 @@ func (m *Manager) awaitReplicas(ctx context.Context, l *loopState, st snapshot, 
 		if !pending {
 			return
 		}
-		m.wake()
+		m.pushAll(l, m.read(), m.now()) // what is not already on its way
 		select {
 		case <-ctx.Done():
 			m.log.Warn("attaching before every replica's node took it", "volume", v.ID)

@@ -541,6 +541,27 @@ func TestFenceRaisesEpochInRaftFirst(t *testing.T) {
 	}
 }
 
+// A fenced writer that holds a replica may have written it after the
+// others refused: the fence takes that replica out of the in-sync set, so
+// only a full repair brings it back.
+func TestFencedWriterLosesItsReplica(t *testing.T) {
+	r := newRig(t, state.CreateDatastore{})
+	v := r.volume("a", 100)
+	ctx := context.Background()
+	w, keep := v.Replicas[0].Node, v.Replicas[1].Node
+	if _, err := r.m.Attach(ctx, v.ID, w, "", false); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.m.Fence(ctx, v.ID, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := r.store.volume(t, v.ID)
+	if !slices.Equal(got.InSync, []string{keep}) || got.Epoch != 2 || res.Epoch != 2 {
+		t.Errorf("after fencing the writer on %s: in sync %v at epoch %d (answer %d), want [%s] at 2", w, got.InSync, got.Epoch, res.Epoch, keep)
+	}
+}
+
 func TestDeadWriterIsFenced(t *testing.T) {
 	r := newRig(t, state.CreateDatastore{})
 	v := r.volume("a", 100)
