@@ -341,11 +341,13 @@ func (e *Endpoint) forgetEpoch(mac MAC, epoch uint64) {
 func (e *Endpoint) readLoop() {
 	defer e.wg.Done()
 	var read func() ([]Frame, error)
-	if br, ok := e.link.(BatchReader); ok {
-		frames := make([]Frame, readBatch)
-		for i := range frames {
-			frames[i].Payload = make([]byte, e.link.MTU()+64)
+	if bl, ok := e.link.(batchLooper); ok {
+		frames := e.frameBufs(readBatch)
+		read = func() ([]Frame, error) {
+			return nil, bl.ReadBatches(frames, e.handleBatch) // returns only failing
 		}
+	} else if br, ok := e.link.(BatchReader); ok {
+		frames := e.frameBufs(readBatch)
 		read = func() ([]Frame, error) {
 			for i := range frames {
 				frames[i].Payload = frames[i].Payload[:cap(frames[i].Payload)]
@@ -354,7 +356,7 @@ func (e *Endpoint) readLoop() {
 			return frames[:n], err
 		}
 	} else {
-		frames := []Frame{{Payload: make([]byte, e.link.MTU()+64)}}
+		frames := e.frameBufs(1)
 		read = func() ([]Frame, error) {
 			f := &frames[0]
 			n, src, dst, err := e.link.ReadFrom(f.Payload[:cap(f.Payload)])
@@ -379,20 +381,40 @@ func (e *Endpoint) readLoop() {
 			}
 			continue
 		}
-		for _, f := range frames {
-			e.handleFrame(f.Payload, f.Src, f.Dst)
-		}
-		for i, p := range e.acksDue {
-			p.flushAck()
-			e.acksDue[i] = nil
-		}
-		e.acksDue = e.acksDue[:0]
-		if e.handedOff {
-			// A caller or handler is waiting to run on this P: let it run
-			// now instead of after our next, probably empty, read.
-			e.handedOff = false
-			runtime.Gosched()
-		}
+		e.handleBatch(frames)
+	}
+}
+
+// batchLooper is an ability of PacketLink: reading batch after batch in
+// one wait on the socket, which saves a system call per wakeup.
+type batchLooper interface {
+	ReadBatches(frames []Frame, handle func([]Frame)) error
+}
+
+func (e *Endpoint) frameBufs(n int) []Frame {
+	frames := make([]Frame, n)
+	for i := range frames {
+		frames[i].Payload = make([]byte, e.link.MTU()+64)
+	}
+	return frames
+}
+
+// handleBatch handles the frames of one read, then sends the ACKs they
+// asked for. Read loop only.
+func (e *Endpoint) handleBatch(frames []Frame) {
+	for _, f := range frames {
+		e.handleFrame(f.Payload, f.Src, f.Dst)
+	}
+	for i, p := range e.acksDue {
+		p.flushAck()
+		e.acksDue[i] = nil
+	}
+	e.acksDue = e.acksDue[:0]
+	if e.handedOff {
+		// A caller or handler is waiting to run on this P: let it run
+		// now instead of after our next, probably empty, read.
+		e.handedOff = false
+		runtime.Gosched()
 	}
 }
 

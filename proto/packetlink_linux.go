@@ -51,20 +51,16 @@ type PacketLink struct {
 	iface   string
 	ifindex int
 
-	rmu   sync.Mutex // one reader at a time; guards the batch state below
-	pad   [MinPayload]byte
-	rhdrs [][EthernetHeaderLen]byte
-	riovs []unix.Iovec
-	rmsgs []mmsghdr
-	// drained: the last recvmmsg returned fewer frames than it could take,
-	// so the socket was empty then, and any frame queued since has made
-	// the runtime's poller mark the socket readable (epoll is
-	// edge-triggered). The next ReadBatch may then wait for readiness
-	// at once instead of first spending a system call on EAGAIN.
-	drained  bool
-	recvmmsg func(fd uintptr) bool // recvmmsgFunc, bound once
-	rlen, rn int                   // frames asked for, frames read
-	rerr     error
+	rmu     sync.Mutex // one reader at a time; guards the batch state below
+	pad     [MinPayload]byte
+	rhdrs   [][EthernetHeaderLen]byte
+	riovs   []unix.Iovec
+	rmsgs   []mmsghdr
+	rframes []Frame               // the caller's buffers, while reading
+	rhandle func([]Frame)         // ReadBatches' handler, nil in ReadBatch
+	rkept   int                   // frames ReadBatch got
+	rerr    error                 // what recvmmsg failed with
+	readFn  func(fd uintptr) bool // readFunc, bound once
 }
 
 var (
@@ -303,31 +299,79 @@ func (l *PacketLink) ReadBatch(frames []Frame) (int, error) {
 	if len(frames) == 0 {
 		return 0, nil
 	}
+	l.rframes, l.rhandle = frames, nil
+	defer func() { l.rframes = nil }()
+	if err := l.rawRead(); err != nil {
+		return 0, err
+	}
+	return l.rkept, nil
+}
+
+// ReadBatches reads frames like ReadBatch, again and again, and hands each
+// batch to handle, until reading fails: the link is closed ([ErrClosed])
+// or the read deadline passes. It all happens within one wait on the
+// socket, so after a batch that emptied the socket it waits for the next
+// frame at once, without first spending a recvmmsg to learn EAGAIN: the
+// runtime's poller (edge-triggered) remembers a frame that arrived while
+// handle ran. (A new wait would forget it, which is why ReadBatch cannot
+// do this.) The frames' buffers are reused once handle returns.
+func (l *PacketLink) ReadBatches(frames []Frame, handle func([]Frame)) error {
+	if len(frames) == 0 {
+		return fmt.Errorf("proto: ReadBatches on %s with no frame buffers", l.iface)
+	}
+	l.rmu.Lock()
+	defer l.rmu.Unlock()
+	l.rframes, l.rhandle = frames, handle
+	defer func() { l.rframes, l.rhandle = nil, nil }()
+	for {
+		if err := l.rawRead(); err != nil {
+			return err
+		}
+	}
+}
+
+// rawRead runs readFunc in one wait on the socket; l.rmu is held.
+func (l *PacketLink) rawRead() error {
+	if l.readFn == nil {
+		l.readFn = l.readFunc // bound once: a closure per call would escape
+	}
+	l.rerr = nil
+	err := l.rc.Read(l.readFn)
+	if err == nil {
+		err = l.rerr
+	}
+	return l.mapErr(err)
+}
+
+// readFunc reads into l.rframes with recvmmsg until it has frames of our
+// EtherType (ReadBatch: l.rhandle is nil) or, handing every batch to
+// l.rhandle, until the socket is empty; it returns false to wait for the
+// socket to be readable, true when done or failed (l.rerr).
+func (l *PacketLink) readFunc(fd uintptr) bool {
+	frames := l.rframes
 	if len(l.rmsgs) < len(frames) {
 		l.rhdrs = make([][EthernetHeaderLen]byte, len(frames))
 		l.riovs = make([]unix.Iovec, 2*len(frames))
 		l.rmsgs = make([]mmsghdr, len(frames))
 	}
-	for i := range frames {
-		l.riovs[2*i] = iovec(l.rhdrs[i][:])
-		l.riovs[2*i+1] = iovec(frames[i].Payload[:cap(frames[i].Payload)])
-		l.rmsgs[i] = mmsghdr{}
-		l.rmsgs[i].Hdr.Iov = &l.riovs[2*i]
-		l.rmsgs[i].Hdr.Iovlen = 2
-	}
-	l.rlen = len(frames)
-	if l.recvmmsg == nil {
-		l.recvmmsg = l.recvmmsgFunc // bound once: a closure per call would escape
-	}
 	for {
-		err := l.rc.Read(l.recvmmsg)
-		if err == nil {
-			err = l.rerr
+		for i := range frames {
+			l.riovs[2*i] = iovec(l.rhdrs[i][:])
+			l.riovs[2*i+1] = iovec(frames[i].Payload[:cap(frames[i].Payload)])
+			l.rmsgs[i] = mmsghdr{}
+			l.rmsgs[i].Hdr.Iov = &l.riovs[2*i]
+			l.rmsgs[i].Hdr.Iovlen = 2
 		}
-		n := l.rn
-		if err != nil {
-			return 0, l.mapErr(err)
+		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&l.rmsgs[0])), uintptr(len(frames)), unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+		case unix.EAGAIN:
+			return false
+		default:
+			l.rerr = errno
+			return true
 		}
+		n := int(r)
 		// Keep the frames of our EtherType, in order, at the front.
 		kept := 0
 		for i := 0; i < n; i++ {
@@ -346,25 +390,20 @@ func (l *PacketLink) ReadBatch(frames []Frame) (int, error) {
 			f.Payload = f.Payload[:min(got-EthernetHeaderLen, cap(f.Payload))]
 			kept++
 		}
+		if l.rhandle == nil {
+			if kept > 0 {
+				l.rkept = kept
+				return true
+			}
+			continue // nothing of ours: read on
+		}
 		if kept > 0 {
-			return kept, nil
+			l.rhandle(frames[:kept])
+		}
+		if n < len(frames) {
+			return false // the socket was empty: wait for the next frame
 		}
 	}
-}
-
-// recvmmsgFunc is the callback of ReadBatch's raw read; l.rmu is held.
-func (l *PacketLink) recvmmsgFunc(fd uintptr) bool {
-	if l.drained {
-		l.drained = false
-		return false // wait for readiness; it may be there already
-	}
-	r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&l.rmsgs[0])), uintptr(l.rlen), unix.MSG_DONTWAIT, 0, 0)
-	l.rn, l.rerr = int(r), nil
-	if errno != 0 {
-		l.rn, l.rerr = 0, errno
-	}
-	l.drained = l.rerr == nil && l.rn < l.rlen
-	return l.rerr != unix.EAGAIN
 }
 
 type mmsghdr = unix.Mmsghdr
