@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -51,11 +52,13 @@ type PacketLink struct {
 	iface   string
 	ifindex int
 
-	rmu     sync.Mutex // one reader at a time; guards the batch state below
-	pad     [MinPayload]byte
-	rhdrs   [][EthernetHeaderLen]byte
-	riovs   []unix.Iovec
-	rmsgs   []mmsghdr
+	rmu    sync.Mutex // one reader at a time; guards the batch state below
+	pad    [MinPayload]byte
+	rhdrs  [][EthernetHeaderLen]byte
+	riovs  []unix.Iovec
+	rmsgs  []mmsghdr
+	closed atomic.Bool
+
 	rframes []Frame               // the caller's buffers, while reading
 	rhandle func([]Frame)         // ReadBatches' handler, nil in ReadBatch
 	rkept   int                   // frames ReadBatch got
@@ -420,7 +423,9 @@ func (l *PacketLink) mapErr(err error) error {
 		return nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return ErrDeadline
-	case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrClosed):
+	case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrClosed), l.closed.Load():
+		// (A raw read on a closed socket fails with the runtime's "use of
+		// closed file", which is neither.)
 		return ErrClosed
 	}
 	return err
@@ -449,4 +454,7 @@ func (l *PacketLink) Stats() (received, dropped uint32, err error) {
 }
 
 // Close implements [Link].
-func (l *PacketLink) Close() error { return l.conn.Close() }
+func (l *PacketLink) Close() error {
+	l.closed.Store(true)
+	return l.conn.Close()
+}
