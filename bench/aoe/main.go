@@ -44,6 +44,7 @@ func main() {
 	dir := flag.String("dir", "/var/tmp", "directory on the machine's disk for the backing files")
 	cpuprofile := flag.String("cpuprofile", "", "write the initiator's CPU profile here")
 	only := flag.String("only", "", "run only workloads whose name contains this, against our target, page cache")
+	directFlag := flag.Bool("direct", false, "with -only: serve the file with O_DIRECT (ours --direct, vblade -d)")
 	rounds := flag.Int("rounds", 0, "with -only: measure our target and vblade alternately this many times each (page cache), instead of profiling")
 	netpoll := flag.Bool("netpoll-link", false, "use proto's netpoller AF_PACKET link in our initiator and target instead of aoe/rawlink (for comparison)")
 	flag.Parse()
@@ -51,7 +52,7 @@ func main() {
 		fmt.Println("bench/aoe: needs root (CAP_NET_ADMIN to make namespaces, CAP_NET_RAW for raw sockets): skipped")
 		return
 	}
-	b := &bench{dur: time.Duration(*seconds * float64(time.Second)), size: int64(*sizeMiB) << 20, dir: *dir, only: *only, netpoll: *netpoll, rounds: *rounds}
+	b := &bench{dur: time.Duration(*seconds * float64(time.Second)), size: int64(*sizeMiB) << 20, dir: *dir, only: *only, netpoll: *netpoll, rounds: *rounds, direct: *directFlag}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -74,6 +75,7 @@ type bench struct {
 	only    string
 	netpoll bool
 	rounds  int
+	direct  bool
 
 	id    string
 	ns    [2]string // initiator, target
@@ -123,9 +125,15 @@ func (b *bench) run() error {
 		}
 	}
 	if b.only != "" && b.rounds > 0 {
+		if b.direct {
+			return b.compare(direct)
+		}
 		return b.compare(cached)
 	}
 	if b.only != "" {
+		if b.direct {
+			return b.profile(direct)
+		}
 		return b.profile(cached)
 	}
 	for _, mode := range []struct {
@@ -525,7 +533,11 @@ func (b *bench) profile(path string) error {
 	}
 	workloads = sel
 	prof := filepath.Join(filepath.Dir(b.dir+"/"), "mvaoe-target.pprof")
-	res, err := b.remote(2, b.mvaoe, []string{"--verbose", "serve", "--write-back", "--cpuprofile", prof, "2", "1", "eth0", path})
+	args := []string{"--verbose", "serve", "--write-back", "--cpuprofile", prof, "2", "1", "eth0", path}
+	if b.direct {
+		args = append([]string{"--verbose", "serve", "--direct"}, args[2:]...)
+	}
+	res, err := b.remote(2, b.mvaoe, args)
 	if err != nil {
 		return err
 	}
@@ -562,11 +574,15 @@ func (b *bench) compare(path string) error {
 	for _, w := range sel {
 		var ratios []float64
 		for r := range b.rounds {
-			o, ort, err := measure(2, b.mvaoe, []string{"serve", "--write-back", "2", "1", "eth0", path}, w)
+			oursArgs, vbArgs := []string{"serve", "--write-back", "2", "1", "eth0", path}, []string{"1", "1", "eth0", path}
+			if b.direct {
+				oursArgs, vbArgs = append([]string{"serve", "--direct"}, oursArgs[1:]...), append([]string{"-d"}, vbArgs...)
+			}
+			o, ort, err := measure(2, b.mvaoe, oursArgs, w)
 			if err != nil {
 				return err
 			}
-			v, vrt, err := measure(1, "vblade", []string{"1", "1", "eth0", path}, w)
+			v, vrt, err := measure(1, "vblade", vbArgs, w)
 			if err != nil {
 				return err
 			}
