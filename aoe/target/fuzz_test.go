@@ -19,6 +19,8 @@ func FuzzHandle(f *testing.F) {
 		{Header: aoe.Header{Shelf: 1, Slot: 2, Command: aoe.CmdConfig}, Config: aoe.ConfigArg{Cmd: aoe.ConfigSet, Config: []byte("a")}},
 		{Header: aoe.Header{Shelf: 1, Slot: 2, Command: aoe.CmdMACMask}, MACMask: aoe.MACMaskArg{Cmd: aoe.MaskEdit, Directives: []aoe.Directive{{Cmd: aoe.DirAdd}}}},
 		{Header: aoe.Header{Shelf: 1, Slot: 2, Command: aoe.CmdReserve}, Reserve: aoe.ReserveArg{Cmd: aoe.ReserveSet, MACs: []proto.MAC{clientMAC}}},
+		{Header: aoe.Header{Shelf: 1, Slot: 2, Command: aoe.CmdEpoch}, Epoch: aoe.EpochArg{Op: aoe.EpochRegister, Epoch: 3}},
+		{Header: aoe.Header{Shelf: 1, Slot: 3, Command: aoe.CmdEpoch}, Epoch: aoe.EpochArg{Op: aoe.EpochRegister, Epoch: 3}},
 	} {
 		fr.Version = 1
 		b, _ := fr.MarshalBinary()
@@ -27,7 +29,10 @@ func FuzzHandle(f *testing.F) {
 	sw := linktest.NewSwitch(linktest.Config{MTU: 9000, QueueLen: 1})
 	defer sw.Close()
 	g := newGuarded(64 << 10)
-	srv, err := NewServer(sw.Link(targetMAC, proto.EtherTypeAoE), Config{Workers: 1}, export(g))
+	fenced := newGuarded(64 << 10)
+	ec := export(fenced)
+	ec.Slot, ec.Epoch = 3, 2 // an export that keeps an epoch
+	srv, err := NewServer(sw.Link(targetMAC, proto.EtherTypeAoE), Config{Workers: 1}, export(g), ec)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -46,7 +51,7 @@ func FuzzHandle(f *testing.F) {
 		default:
 			srv.free <- buf
 		}
-		if !g.guardsIntact() {
+		if !g.guardsIntact() || !fenced.guardsIntact() {
 			t.Fatalf("frame %x changed bytes outside the export", b)
 		}
 	})
