@@ -196,7 +196,7 @@ func NewEndpoint(link Link, cfg Config) (*Endpoint, error) {
 		bcastCache:  make(map[bcastKey][]byte),
 		jobs:        make(chan job),
 		openers:     make(map[openerKey]cipher.AEAD),
-		ackEvery:    max(1, min(maxAckEvery, cfg.Window/4)),
+		ackEvery:    max(1, min(maxAckEvery, cfg.Window/8)),
 		ctx:         ctx,
 		cancel:      cancel,
 	}

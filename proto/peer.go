@@ -992,9 +992,9 @@ func (l *lazyTimer) stop() {
 }
 
 // maxAckEvery is how many in-order segments may arrive before an ACK goes
-// out, at most (a quarter of the window if that is less); fewer wait for
+// out, at most (an eighth of the window if that is less); fewer wait for
 // DelayedAck or ride on a reply. The sender needs no ACK to go on: the
 // window is far larger. Losses are still reported at once: a segment out of
 // order or twice is acknowledged as soon as the read loop has handled its
 // batch.
-const maxAckEvery = 32
+const maxAckEvery = 128
