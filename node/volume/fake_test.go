@@ -211,3 +211,30 @@ func TestConcurrentWritesAcrossAFailure(t *testing.T) {
 		}
 	}
 }
+
+// A replica that failed a read is tried last for a while: a dead replica
+// costs one timeout, not one per read.
+func TestFailedReadReplicaIsTriedLast(t *testing.T) {
+	a, b := newMem(1<<20), newMem(1<<20)
+	cfg := memConfig(a, b)
+	cfg.Replicas[0].Local = true
+	v, err := volume.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	a.failReads.Store(true)
+	buf := make([]byte, 4096)
+	if _, err := v.ReadAt(buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	before := a.reads.Load()
+	for i := range 10 {
+		if _, err := v.ReadAt(buf, int64(i)*4096); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := a.reads.Load() - before; got != 0 {
+		t.Errorf("the replica that just failed a read was tried %d more times in 10 reads; want it tried last", got)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // target is one replica an I/O goes to.
@@ -279,9 +280,17 @@ func (v *Volume) readInSync(ctx context.Context, p []byte, off int64) (int, erro
 	if k := slices.IndexFunc(tg, func(t target) bool { return t.i == v.local }); k >= 0 {
 		start = k
 	}
-	var last error
+	order := make([]target, 0, len(tg))
 	for j := range tg {
-		t := tg[(start+j)%len(tg)]
+		order = append(order, tg[(start+j)%len(tg)])
+	}
+	// Replicas whose last read failed recently go last.
+	now := v.now().UnixNano()
+	slices.SortStableFunc(order, func(a, b target) int {
+		return cmpBool(v.reps[a.i].readsAfter.Load() > now, v.reps[b.i].readsAfter.Load() > now)
+	})
+	var last error
+	for _, t := range order {
 		rctx, cancel := context.WithTimeout(ctx, v.cfg.IOTimeout)
 		err := v.again(rctx, t.dev, func() error {
 			n, err := t.dev.ReadAtContext(rctx, p, off)
@@ -301,6 +310,7 @@ func (v *Volume) readInSync(ctx context.Context, p []byte, off int64) (int, erro
 			return 0, fmt.Errorf("volume: read at %d: %w", off, ctx.Err())
 		}
 		v.log.Warn("replica read failed", "volume", v.cfg.ID, "replica", t.i, "addr", v.reps[t.i].cfg.String(), "off", off, "err", err)
+		v.reps[t.i].readsAfter.Store(v.now().Add(readBackoff).UnixNano())
 		last = err
 	}
 	return 0, fmt.Errorf("volume: read at %d: every in-sync replica failed: %w", off, last)
@@ -325,4 +335,18 @@ func (v *Volume) FlushContext(ctx context.Context) error {
 	})
 	cancel()
 	return v.conclude(ctx, "flush", 0, 0, tg, errs)
+}
+
+// readBackoff is how long a replica that failed a read is tried last.
+const readBackoff = 10 * time.Second
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }

@@ -252,6 +252,10 @@ type replica struct {
 	tracked bool
 	// abort is why a write to the replica failed while it caught up.
 	abort error
+	// readsAfter, in unix nanoseconds, is when reads may try the replica
+	// first again after one failed: a dead replica costs one IOTimeout,
+	// not one per read, while writes decide whether it stays in sync.
+	readsAfter atomic.Int64
 }
 
 // numStripes is the number of block locks a resync copies under.
