@@ -105,7 +105,12 @@ func (f *fence) registered(src proto.MAC) bool {
 // error refuses the raise), then the switch, then a wait for every request
 // admitted at an older epoch. It returns the current epoch. The caller
 // holds raiseMu.
-func (f *fence) raise(e uint64) (uint64, error) {
+//
+// registrant, when not nil, is the source registering at e: it is recorded
+// at e in the same step as the switch, so its own requests admitted at the
+// old epoch still run (a writer moving to the epoch it was given must not
+// fence itself).
+func (f *fence) raise(e uint64, registrant *proto.MAC) (uint64, error) {
 	f.mu.Lock()
 	cur := f.epoch
 	f.mu.Unlock()
@@ -121,6 +126,9 @@ func (f *fence) raise(e uint64) (uint64, error) {
 	defer f.mu.Unlock()
 	f.epoch = e
 	f.now.Store(e)
+	if registrant != nil {
+		f.regs[*registrant] = e
+	}
 	f.old += f.cur
 	f.cur = 0
 	for f.old > 0 {
@@ -149,7 +157,7 @@ func (f *fence) register(src proto.MAC, req aoe.EpochArg) aoe.EpochArg {
 	}
 	f.raiseMu.Lock()
 	defer f.raiseMu.Unlock()
-	cur, err := f.raise(req.Epoch)
+	cur, err := f.raise(req.Epoch, &src)
 	rep.Epoch = cur
 	switch {
 	case err != nil:
@@ -180,7 +188,7 @@ func (e *Export) RaiseEpoch(ep uint64) (uint64, error) {
 	}
 	e.fence.raiseMu.Lock()
 	defer e.fence.raiseMu.Unlock()
-	return e.fence.raise(ep)
+	return e.fence.raise(ep, nil)
 }
 
 // Registered returns the sources registered with the vendor epoch command

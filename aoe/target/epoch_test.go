@@ -285,3 +285,36 @@ func TestSetReserveFencesOthers(t *testing.T) {
 		}
 	})
 }
+
+// A writer moving to the epoch it was given keeps its own requests admitted
+// at the old one; another source's are refused.
+func TestRegistrantKeepsItsRequestsInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var f fence
+		f.init(1, nil)
+		for _, src := range []proto.MAC{clientMAC, otherMAC} {
+			if rep := f.register(src, aoe.EpochArg{Op: aoe.EpochRegister, Epoch: 1}); rep.Status != aoe.EpochOK {
+				t.Fatalf("register %v at 1: %+v", src, rep)
+			}
+		}
+		mine, code := f.admit(clientMAC)
+		theirs, code2 := f.admit(otherMAC)
+		if code != 0 || code2 != 0 {
+			t.Fatalf("admit at 1: %v %v", code, code2)
+		}
+		done := make(chan aoe.EpochArg, 1)
+		go func() { done <- f.register(clientMAC, aoe.EpochArg{Op: aoe.EpochRegister, Epoch: 2}) }()
+		synctest.Wait() // the registration waits for the requests admitted at 1
+		if !f.still(clientMAC, mine) {
+			t.Error("the registrant's own request admitted at epoch 1 was refused while it moved to epoch 2")
+		}
+		if f.still(otherMAC, theirs) {
+			t.Error("another source's request admitted at epoch 1 still runs after the raise to 2")
+		}
+		f.leave(mine)
+		f.leave(theirs)
+		if rep := <-done; rep.Status != aoe.EpochOK || rep.Epoch != 2 {
+			t.Errorf("register at 2: %+v", rep)
+		}
+	})
+}
