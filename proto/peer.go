@@ -231,8 +231,11 @@ func popFront[T any](s []*T, n int) []*T {
 	return s[:k]
 }
 
-// maxBatch is how many new segments go to the link in one batch.
-const maxBatch = 32
+// maxBatch is how many new segments go to the link in one batch. Sealing
+// a batch and sending it take turns, and the receiver can only work on
+// what was sent: a smaller batch lets it start sooner and leaves it less
+// to finish after the last sendmmsg, for a few more system calls.
+const maxBatch = 16
 
 // batchBuf returns the i-th frame buffer of the peer's send batch.
 func (p *peer) batchBuf(i int) []byte {
