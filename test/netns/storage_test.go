@@ -124,7 +124,10 @@ func (sl *storageLab) startNode(ctx context.Context, i int) {
 		"--sim-hardware", "1x2x1,4G,0", "--rack", "r1", "--blade", h.Name,
 		"--state-dir", filepath.Join(sl.dir, fmt.Sprintf("n%d-state", i+1)),
 		"--volume-dir", filepath.Join(sl.dir, fmt.Sprintf("n%d-volumes", i+1)),
-		"--drive-file", sl.drives[i], "--controller", sl.ctl.MAC.String(), "--log-level", "info")
+		"--drive-file", sl.drives[i], "--controller", sl.ctl.MAC.String(), "--log-level", "info",
+		// A dead replica stalls writes this long before it is dropped
+		// (30 s by default); the test need not wait that long.
+		"--volume-io-timeout", "5s")
 	if err := sl.nproc[i].WaitOutput(ctx, "answering on"); err != nil {
 		sl.t.Fatal(err)
 	}
@@ -280,7 +283,7 @@ func TestStorageReplicaFailureAndResync(t *testing.T) {
 	defer cancel()
 	sl.start(ctx)
 	ds := sl.datastore(ctx, "replicated", 2, 1)
-	vol := sl.createVolume(ctx, "fio", ds, 256)
+	vol := sl.createVolume(ctx, "fio", ds, 512)
 	if len(vol.Replicas) != 2 || vol.Replicas[0].Node == vol.Replicas[1].Node {
 		t.Fatalf("volume replicas %+v: want two on distinct nodes", vol.Replicas)
 	}
@@ -297,7 +300,7 @@ func TestStorageReplicaFailureAndResync(t *testing.T) {
 	survivor := sl.nodeIndex(vol.Replicas[0].Node)
 
 	fio := exec.CommandContext(ctx, "fio", "--name=storage", "--ioengine=nbd", "--uri=nbd+unix:///?socket="+sock,
-		"--rw=randwrite", "--bs=4k-64k", "--iodepth=16", "--size=128m", "--verify=crc32c", "--verify_fatal=1",
+		"--rw=randwrite", "--bs=4k-64k", "--iodepth=16", "--size=384m", "--verify=crc32c", "--verify_fatal=1",
 		"--do_verify=1", "--output-format=json")
 	fio.Dir = sl.work
 	var fout strings.Builder
@@ -305,7 +308,7 @@ func TestStorageReplicaFailureAndResync(t *testing.T) {
 	if err := fio.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second) // a real process writing: let it get going
+	time.Sleep(time.Second) // a real process writing 384 MiB: kill mid-way
 	t.Logf("killing node %s (replica %d.%d)", sl.nodeID(victim), vol.Replicas[1].Shelf, vol.Replicas[1].Slot)
 	sl.nproc[victim].Kill()
 	if err := fio.Wait(); err != nil {
