@@ -65,6 +65,7 @@ func (m *Manager) Attach(ctx context.Context, volume, node, socket string, force
 	}
 	nv := res.(state.Volume)
 	st = m.read()
+	m.awaitReplicas(ctx, l, st, &nv)
 	writer := st.mac(node)
 	out := AttachResult{Node: node}
 	if old != "" && old != node {
@@ -82,7 +83,6 @@ func (m *Manager) Attach(ctx context.Context, volume, node, socket string, force
 	if cur := st.volume(volume); cur != nil {
 		nv = *cur
 	}
-	m.awaitReplicas(ctx, l, st, &nv)
 	cctx, cancel := m.callCtx(ctx)
 	status, err := m.cfg.Nodes.Attach(cctx, writer, l.term, st.spec(&nv), socket)
 	cancel()
