@@ -95,23 +95,16 @@ func (h *Handler) attachVolume(w http.ResponseWriter, r *http.Request) *apiError
 }
 
 func (h *Handler) detachVolume(w http.ResponseWriter, r *http.Request) *apiError {
-	vs, e := h.volumes()
-	if e != nil {
-		return e
-	}
-	var req struct{}
-	if e := decodeOptional(w, r, &req); e != nil {
-		return e
-	}
-	res, err := vs.Detach(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return fromVolumes(err, "")
-	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
+	return h.bodilessVolumeCall(w, r, http.StatusOK, func(vs Volumes, id string) (any, error) { return vs.Detach(r.Context(), id) })
 }
 
 func (h *Handler) repairVolume(w http.ResponseWriter, r *http.Request) *apiError {
+	return h.bodilessVolumeCall(w, r, http.StatusAccepted, func(vs Volumes, id string) (any, error) { return vs.Repair(r.Context(), id) })
+}
+
+// bodilessVolumeCall serves a volume route whose body is empty (or an
+// empty object): fn's answer with status, or its error mapped.
+func (h *Handler) bodilessVolumeCall(w http.ResponseWriter, r *http.Request, status int, fn func(vs Volumes, id string) (any, error)) *apiError {
 	vs, e := h.volumes()
 	if e != nil {
 		return e
@@ -120,11 +113,11 @@ func (h *Handler) repairVolume(w http.ResponseWriter, r *http.Request) *apiError
 	if e := decodeOptional(w, r, &req); e != nil {
 		return e
 	}
-	res, err := vs.Repair(r.Context(), r.PathValue("id"))
+	res, err := fn(vs, r.PathValue("id"))
 	if err != nil {
 		return fromVolumes(err, "")
 	}
-	writeJSON(w, http.StatusAccepted, res)
+	writeJSON(w, status, res)
 	return nil
 }
 
