@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -20,7 +22,86 @@ const prefix = "mvlab-"
 type lab struct {
 	sw    string
 	hosts []host
-	procs []*exec.Cmd
+	procs []*proc
+}
+
+// proc is a program a lab started in the background.
+type proc struct {
+	name string // what it is, for messages: "mvnode on mvlab-node1"
+	cmd  *exec.Cmd
+	out  *logBuffer
+	done chan struct{} // closed when it has exited
+	err  error         // how it exited, once done is closed
+}
+
+// exited reports whether the program has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill ends the program and whatever it started at once (SIGKILL, as a
+// crash would) and waits for it.
+func (p *proc) kill() {
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// waitOutput waits until the program has printed want. It fails if the
+// program exits first, ctx ends, or timeout passes.
+func (p *proc) waitOutput(ctx context.Context, want string, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if strings.Contains(p.out.String(), want) {
+			return nil
+		}
+		select {
+		case <-p.done:
+			if strings.Contains(p.out.String(), want) {
+				return nil
+			}
+			return fmt.Errorf("%s exited (%v) before saying %q", p.name, p.err, want)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return fmt.Errorf("%s did not say %q within %v", p.name, want, timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// logBuffer collects a program's output; it may be read while written.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// tail is the last n lines of the output.
+func (b *logBuffer) tail(n int) string {
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("... (%d earlier lines)", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
 }
 
 type host struct {
@@ -84,41 +165,48 @@ func newLab(names []string, mtu int) (*lab, error) {
 	return l, nil
 }
 
-// start runs a program inside a host's namespace in the background.
-func (l *lab) start(h host, bin string, args ...string) (*exec.Cmd, *bytes.Buffer, error) {
-	var out bytes.Buffer
-	cmd := exec.Command("ip", append([]string{"netns", "exec", h.name, bin}, args...)...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, nil, err
+// start runs a program inside a host's namespace in the background, in a
+// process group of its own (so an interrupt reaches mvlab, which stops it).
+func (l *lab) start(h host, bin string, args ...string) (*proc, error) {
+	p := &proc{name: filepath.Base(bin) + " on " + h.name, out: &logBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command("ip", append([]string{"netns", "exec", h.name, bin}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", p.name, err)
 	}
-	l.procs = append(l.procs, cmd)
-	return cmd, &out, nil
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	l.procs = append(l.procs, p)
+	return p, nil
 }
 
-// run runs a program inside a host's namespace and returns its output.
-func (l *lab) run(ctx context.Context, h host, bin string, args ...string) (string, error) {
+// run runs a program inside a host's namespace and returns its output;
+// env is added to mvlab's environment.
+func (l *lab) run(ctx context.Context, h host, env []string, bin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.name, bin}, args...)...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.name, bin}, args...)...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
 
+// remove stops every program the lab started (SIGTERM, then SIGKILL for
+// those still running after a few seconds) and deletes the namespaces.
 func (l *lab) remove() {
 	for _, p := range l.procs {
-		if p.Process != nil {
-			syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
+		if !p.exited() {
+			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 		}
 	}
+	deadline := time.Now().Add(5 * time.Second)
 	for _, p := range l.procs {
-		done := make(chan struct{})
-		go func() { p.Wait(); close(done) }()
 		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
-			<-done
+		case <-p.done:
+		case <-time.After(time.Until(deadline)):
+			p.kill()
 		}
 	}
 	for _, h := range l.hosts {
@@ -153,4 +241,38 @@ func removeLeftovers() (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// tempMarker names the file that marks a temporary directory as a lab's,
+// so 'mvlab down' removes only those.
+const tempMarker = ".mvlab"
+
+// makeTempDir makes the lab's temporary directory (key, drive files,
+// state), marked as a lab's.
+func makeTempDir() (string, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, tempMarker), nil, 0o600); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+// removeTempDirs removes the temporary directories labs left (those
+// holding the marker); run it after their processes are gone.
+func removeTempDirs() int {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), prefix+"*"))
+	n := 0
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, tempMarker)); err != nil {
+			continue
+		}
+		if os.RemoveAll(d) == nil {
+			n++
+		}
+	}
+	return n
 }

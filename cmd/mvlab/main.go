@@ -31,10 +31,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ErrWriter: stderr,
 		Commands: []*cli.Command{
 			{
-				Name:  "demo",
-				Usage: "make a rack, walk through what it does, and remove it",
+				Name:        "demo",
+				Usage:       "make a rack, walk through what it does, and remove it",
+				Description: demoDescription,
 				Flags: []cli.Flag{
-					&cli.IntFlag{Name: "nodes", Value: 3, Usage: "node namespaces to make (1 to 50)"},
+					&cli.IntFlag{Name: "nodes", Value: 3, Usage: "node namespaces to make (1 to 50; the storage part needs 3)"},
+					&cli.BoolFlag{Name: "storage", Value: true, Usage: "after the nodes, run the controller and a replicated volume (--storage=false to skip)"},
 					&cli.StringFlag{Name: "bin", Usage: "directory of the mvstack binaries (default: this program's)"},
 					&cli.BoolFlag{Name: "keep", Usage: "leave the rack running until interrupted"},
 				},
@@ -42,7 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			},
 			{
 				Name:  "down",
-				Usage: "remove everything a lab left behind (namespaces named mvlab-*, their processes)",
+				Usage: "remove everything a lab left behind (namespaces named mvlab-*, their processes, its temporary directories)",
 				Action: func(c *cli.Context) error {
 					if err := needRoot(); err != nil {
 						return err
@@ -51,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "removed %d namespace(s)\n", n)
+					fmt.Fprintf(c.App.Writer, "removed %d namespace(s) and %d temporary director(ies)\n", n, removeTempDirs())
 					return nil
 				},
 			},
