@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/mvstack/mvstack/controller/client"
 	"github.com/mvstack/mvstack/controller/localcluster"
-	"github.com/mvstack/mvstack/controller/rest"
 	"github.com/mvstack/mvstack/node/domain"
 	"github.com/mvstack/mvstack/node/nodeclient"
 	"github.com/mvstack/mvstack/proto"
@@ -52,33 +49,10 @@ func newCtlLab(t *testing.T) *ctlLab {
 	lab := netns.New(t, netns.Config{Hosts: ctlReplicas + ctlNodes + 1, MTU: 1500, IPv4: true})
 	bin := netns.BuildBinaries(t, "./cmd/mvcontroller", "./cmd/mvnode", "./cmd/osd")
 	dir := t.TempDir()
-	k, err := proto.NewKey(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(dir, "cluster.key")
-	if err := proto.WriteKeyFile(key, k); err != nil {
-		t.Fatal(err)
-	}
-	tok, _, _ := rest.NewToken()
-	tokFile := filepath.Join(dir, "admin.token")
-	if err := os.WriteFile(tokFile, []byte(tok+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key, tok, tokFile := clusterFiles(t, dir)
 	cl := &ctlLab{t: t, lab: lab, bin: bin, key: key, token: tok,
 		ctls: lab.Hosts[:ctlReplicas], nodes: lab.Hosts[ctlReplicas : ctlReplicas+ctlNodes], spare: lab.Hosts[ctlReplicas+ctlNodes]}
-	// The test process lives outside the lab: its REST connections are
-	// dialled from inside the spare host's namespace.
-	spare := cl.spare
-	cl.http = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-			err = spare.Do(func() error {
-				var d net.Dialer
-				c, err = d.DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
-		}}}
+	cl.http = httpFrom(cl.spare, 2*time.Second)
 	var boot []string
 	for i, h := range cl.ctls {
 		boot = append(boot, "--bootstrap", fmt.Sprintf("c%d=%s:7000/%s:8080", i+1, h.IPv4, h.IPv4))

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,9 +16,7 @@ import (
 	"time"
 
 	"github.com/mvstack/mvstack/controller/client"
-	"github.com/mvstack/mvstack/controller/rest"
 	"github.com/mvstack/mvstack/node/pool"
-	"github.com/mvstack/mvstack/proto"
 	"github.com/mvstack/mvstack/test/netns"
 )
 
@@ -55,28 +52,11 @@ func newStorageLab(t *testing.T) *storageLab {
 	lab := netns.New(t, netns.Config{Hosts: storageNodes + 2, MTU: 9000, IPv4: true})
 	bin := netns.BuildBinaries(t, "./cmd/mvcontroller", "./cmd/mvnode")
 	dir := t.TempDir()
-	k, err := proto.NewKey(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(dir, "cluster.key")
-	if err := proto.WriteKeyFile(key, k); err != nil {
-		t.Fatal(err)
-	}
-	tok, _, _ := rest.NewToken()
+	key, tok, _ := clusterFiles(t, dir)
 	sl := &storageLab{t: t, lab: lab, bin: bin, dir: dir, key: key, token: tok, ctl: lab.Hosts[0],
 		nodes: lab.Hosts[1 : 1+storageNodes], spare: lab.Hosts[1+storageNodes], work: t.TempDir()}
 	sl.nproc = make([]*netns.Process, storageNodes)
-	spare := sl.spare
-	sl.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-			err = spare.Do(func() error {
-				var d net.Dialer
-				c, err = d.DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
-		}}}
+	sl.http = httpFrom(sl.spare, 30*time.Second)
 	for i := range sl.nodes {
 		// A sparse file stands in for each node's drive.
 		f := filepath.Join(dir, fmt.Sprintf("n%d-drive0.img", i+1))
@@ -96,9 +76,6 @@ func newStorageLab(t *testing.T) *storageLab {
 func (sl *storageLab) start(ctx context.Context) {
 	sl.t.Helper()
 	tokFile := filepath.Join(sl.dir, "admin.token")
-	if err := os.WriteFile(tokFile, []byte(sl.token+"\n"), 0o600); err != nil {
-		sl.t.Fatal(err)
-	}
 	h := sl.ctl
 	sl.cproc = h.Start(sl.t, sl.bin["mvcontroller"], "serve", "--id", "c1", "--raft-addr", h.IPv4.String()+":7000",
 		"--http-addr", h.IPv4.String()+":8080", "--data-dir", filepath.Join(sl.dir, "c1"),
