@@ -103,8 +103,9 @@ func (sl *storageLab) startNode(ctx context.Context, i int) {
 		"--volume-dir", filepath.Join(sl.dir, fmt.Sprintf("n%d-volumes", i+1)),
 		"--drive-file", sl.drives[i], "--controller", sl.ctl.MAC.String(), "--log-level", "info",
 		// A dead replica stalls writes this long before it is dropped
-		// (30 s by default); the test need not wait that long.
-		"--volume-io-timeout", "5s")
+		// (30 s by default); the test need not wait that long, and a loaded
+		// machine must not drop a live one.
+		"--volume-io-timeout", "10s")
 	if err := sl.nproc[i].WaitOutput(ctx, "answering on"); err != nil {
 		sl.t.Fatal(err)
 	}
