@@ -267,3 +267,30 @@ func TestPeerThatDiesMidCallIsReportedWithinToleranceAndAProbe(t *testing.T) {
 		}
 	})
 }
+
+// A request the peer refuses as too large is answered after its first
+// segment, while the rest still waits for the window; the caller may
+// change its buffer once Call returns (the endpoint sends the rest from a
+// copy), and the session goes on.
+func TestCallerMayReuseItsBufferAfterARefusalForSize(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, linktest.Config{MTU: 1500})
+		keys := testKeyring(t, 1, 7)
+		a := r.endpoint(macA, keys, func(c *proto.Config) { c.Window = 16 })
+		b := r.endpoint(macB, keys, func(c *proto.Config) { c.MaxMessage = 1 << 20 })
+		b.Handle("echo", echo)
+		buf := bytes.Repeat([]byte{7}, 4<<20)
+		_, err := a.Call(context.Background(), macB, "echo", buf)
+		var re *proto.RemoteError
+		if !errors.As(err, &re) || re.Code != proto.CodeTooLarge {
+			t.Fatalf("4 MiB request to a 1 MiB peer: %v, want a remote CodeTooLarge error", err)
+		}
+		for i := range buf { // the caller's to change now, while the rest drains
+			buf[i] = 9
+		}
+		got, err := a.Call(context.Background(), macB, "echo", []byte("after"))
+		if err != nil || string(got) != "after" {
+			t.Fatalf("call after the refusal: %q, %v", got, err)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -102,7 +103,8 @@ type outMsg struct {
 	hbuf [msgHeaderLen + 22]byte
 	// acked, when set, is told nil once the peer acknowledged the whole
 	// message, or the error that ended the stream.
-	acked chan error
+	acked    chan error
+	allAcked atomic.Bool // the peer has acknowledged the whole message
 }
 
 func newOutMsg(m message) *outMsg {
@@ -414,8 +416,11 @@ func (p *peer) onAckOf(stream, ack, window uint32, sack []SACKRange, now time.Ti
 		if s.tx == 1 {
 			sample = s
 		}
-		if s.frag&FragLast != 0 && s.msg.acked != nil {
-			s.msg.acked <- nil
+		if s.frag&FragLast != 0 {
+			s.msg.allAcked.Store(true)
+			if s.msg.acked != nil {
+				s.msg.acked <- nil
+			}
 		}
 		done++
 		p.una++

@@ -46,8 +46,15 @@ func (e *Endpoint) call(ctx context.Context, mac MAC, method string, payload []b
 	p.enqueue(om)
 	select {
 	case r := <-c.done:
-		// The response acknowledged the whole request (its ack is taken
-		// before its data), so payload is no longer read.
+		// A response normally acknowledges the whole request (its ack is
+		// taken before its data), so payload is no longer read. Not so
+		// when the peer refused a request over its size limit after the
+		// first segment, or the stream failed: detach what may still go.
+		if !om.allAcked.Load() {
+			p.mu.Lock()
+			om.detach()
+			p.mu.Unlock()
+		}
 		return r.m, r.err
 	case <-ctx.Done():
 		p.mu.Lock()
