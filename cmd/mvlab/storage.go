@@ -18,6 +18,9 @@ const (
 	httpAddr = "127.0.0.1:8080"
 )
 
+// volumeMB is the demo volume's size.
+const volumeMB = 256
+
 // diskView and volumeView are the parts of osd's --json answers the
 // walkthrough reads.
 type diskView struct {
@@ -33,8 +36,10 @@ type volumeView struct {
 	} `json:"replicas"`
 	LastRepair *struct {
 		Node   string `json:"node"`
+		Full   bool   `json:"full"`
 		Dirty  int    `json:"dirty"`
 		Blocks int    `json:"blocks"`
+		Bytes  int64  `json:"bytes"`
 	} `json:"last_repair"`
 }
 
@@ -72,7 +77,8 @@ func (d *walk) storage() error {
 	fmt.Fprint(d.w, indent("the leader: "+lastLine(d.controller.out.String(), "nodes on eth0")))
 
 	d.osdEnv = []string{"OSD_URL=http://" + httpAddr, "OSD_TOKEN=" + token}
-	d.step("the nodes heartbeat to it (mvnode --controller %s) and report their drive files; osd runs in %s with OSD_URL=http://%s and OSD_TOKEN=$(cat %s)", ctl.mac, ctl.name, httpAddr, tokFile)
+	d.step("the nodes heartbeat to it (mvnode --controller %s) with their drive files; osd is its command line", ctl.mac)
+	fmt.Fprintf(d.w, "$ export OSD_URL=http://%s OSD_TOKEN=$(cat %s)   # osd runs in %s\n", httpAddr, tokFile, ctl.name)
 	var disks []diskView
 	if err := d.poll(time.Minute, "every node registered with its drive", func() (bool, error) {
 		err := d.osdJSON(&disks, "get_disks")
@@ -80,10 +86,10 @@ func (d *walk) storage() error {
 	}); err != nil {
 		return d.failed(err, append([]*proc{d.controller}, d.nodeProcs...)...)
 	}
-	if _, err := d.show("get_nodes", "--filter=id,state,location,hardware.memory_mb,heartbeat.last"); err != nil {
+	if _, err := d.show("get_nodes", "--filter=id,mac,state,health,inventory.disks.0.name"); err != nil {
 		return d.failed(err, d.controller)
 	}
-	if _, err := d.show("get_disks"); err != nil {
+	if _, err := d.show("get_disks", "--filter=id,node,name,size_mb,state"); err != nil {
 		return d.failed(err, d.controller)
 	}
 
@@ -92,14 +98,14 @@ func (d *walk) storage() error {
 		ids = append(ids, dk.ID)
 	}
 	d.step("a datastore of the %d drives that keeps 2 replicas of each volume, on distinct nodes", len(ids))
-	out, err = d.show("create_datastore", "--name=demo", "--disks="+strings.Join(ids, ","), "--replicas=2")
+	out, err = d.show("create_datastore", "--name=demo", "--disks="+strings.Join(ids, ","), "--replicas=2", "--filter=id,name,disks,replicas,trigger_repair,usage.size_mb")
 	if err != nil {
 		return d.failed(fmt.Errorf("create_datastore: %w", err), d.controller)
 	}
 	ds := field(out, "id")
 
-	d.step("a 256 MiB volume in it: the controller places its 2 replicas")
-	out, err = d.show("create_volume", "--name=vol1", "--datastore="+ds, "--size=256M")
+	d.step("a %d MiB volume in it: the controller places its 2 replicas", volumeMB)
+	out, err = d.show("create_volume", "--name=vol1", "--datastore="+ds, fmt.Sprintf("--size=%dM", volumeMB), "--filter=id,name,size_mb,epoch,in_sync,replicas")
 	if err != nil {
 		return d.failed(fmt.Errorf("create_volume: %w", err), d.controller)
 	}
@@ -194,7 +200,7 @@ func (d *walk) storage() error {
 	}); err != nil {
 		return d.failed(err, d.controller, d.nodeProcs[user])
 	}
-	if _, err := d.show("get_volumes", "--id="+vid, "--filter=id,name,epoch,in_sync,replicas,attached_to"); err != nil {
+	if _, err := d.show("get_volumes", "--id="+vid, "--filter=id,epoch,in_sync,attached_to"); err != nil {
 		return d.failed(err, d.controller)
 	}
 
@@ -206,17 +212,30 @@ func (d *walk) storage() error {
 	if err := d.nodeProcs[victim].waitOutput(ctx, "answering on", time.Minute); err != nil {
 		return d.failed(err, d.nodeProcs[victim])
 	}
+	// The repair of a node the controller still counts as failed waits
+	// for it; wait for its heartbeats, so the repair starts at once.
+	if err := d.poll(time.Minute, "node "+nodeID(d.rack[victim])+" enabled again", func() (bool, error) {
+		var n struct{ State string }
+		err := d.osdJSON(&n, "get_node", "--id="+nodeID(d.rack[victim]))
+		return err == nil && n.State == "enabled", err
+	}); err != nil {
+		return d.failed(err, d.controller, d.nodeProcs[victim])
+	}
 	if _, err := d.show("repair_volume", "--id="+vid); err != nil {
 		return d.failed(fmt.Errorf("repair_volume: %w", err), d.controller, d.nodeProcs[victim])
 	}
 	if err := d.poll(time.Minute, "both replicas back in sync after the repair", func() (bool, error) {
-		v, err := d.volume(vid)
-		return err == nil && len(v.InSync) == 2 && v.LastRepair != nil, err
+		vol, err = d.volume(vid)
+		return err == nil && len(vol.InSync) == 2 && vol.LastRepair != nil, err
 	}); err != nil {
 		return d.failed(err, d.controller, d.nodeProcs[victim], d.nodeProcs[survivor])
 	}
-	if _, err := d.show("volume_status", "--id="+vid, "--filter=epoch,in_sync,last_repair"); err != nil {
+	if _, err := d.show("volume_status", "--id="+vid, "--filter=epoch,in_sync,last_repair.node,last_repair.full,last_repair.dirty,last_repair.blocks,last_repair.bytes"); err != nil {
 		return d.failed(err, d.controller)
+	}
+
+	if r := vol.LastRepair; !r.Full {
+		fmt.Fprintf(d.w, "    # %d blocks copied (%d MiB) for the %d dirty ones: not the whole %d MiB volume\n", r.Blocks, r.Bytes>>20, r.Dirty, volumeMB)
 	}
 
 	d.step("reading back through NBD: the 0xa5 written while a replica was dead, then the 0x5a after it")
