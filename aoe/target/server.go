@@ -51,19 +51,7 @@ type Server struct {
 	buffers int // allocated so far; guarded by addMu
 
 	malformed, wrongVersion, unknownTarget atomic.Uint64
-
-	busy atomic.Int32 // jobs handed to workers and not finished
-	// lone is set by the reader while frames come alone, one batch after
-	// another (or frame by frame on a link without batches): with no
-	// worker busy, the reader then serves quick requests itself. lonely
-	// counts such batches in a row.
-	lone   bool
-	lonely int
 }
-
-// loneAfter is how many batches of one frame in a row, with no worker
-// busy, make the reader serve requests for a disk-bound backend itself.
-const loneAfter = 3
 
 // table is an immutable set of exports, looked up without locks.
 type table struct {
@@ -228,7 +216,6 @@ func (s *Server) Serve(ctx context.Context) error {
 			defer wg.Done()
 			for j := range s.work {
 				s.doATA(j)
-				s.busy.Add(-1)
 			}
 		}()
 	}
@@ -258,7 +245,6 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("target: reading link: %w", err)
 		}
-		s.lone = s.busy.Load() == 0
 		kept, j, self := s.handle(buf, n, src)
 		if self {
 			s.doATA(j)
@@ -324,15 +310,6 @@ func (s *Server) readBatches(ctx context.Context, br proto.BatchReader) error {
 			return fmt.Errorf("target: reading link: %w", err)
 		}
 		inline = inline[:0]
-		// Frames that keep coming one at a time with no worker busy
-		// mean a queue depth of one: serve them here. A single frame
-		// after a burst does not count.
-		if got == 1 && s.busy.Load() == 0 {
-			s.lonely++
-		} else {
-			s.lonely = 0
-		}
-		s.lone = s.lonely >= loneAfter
 		left := 0 // buffers still held, moved to the front
 		for i := range frames[:have] {
 			f := &frames[i]
@@ -470,13 +447,11 @@ func (s *Server) handle(buf []byte, n int, src proto.MAC) (kept bool, j job, sel
 				j.epoch, j.gated = ep, true
 			}
 			if e.order.admit(&j) {
-				quick := isRead(&j.f) || e.cfg.WriteBack && isWrite(&j.f)
-				if quick && (e.inline || s.lone && s.busy.Load() == 0) {
-					// From the page cache; or, on a backend that waits
-					// for the disk, the only request around, for which
-					// a hand-off to a worker costs more than it saves.
-					// (Durable writes and flushes always go to the
-					// workers, where their syncs are shared.)
+				if e.inline && (isRead(&j.f) || e.cfg.WriteBack && isWrite(&j.f)) {
+					// From the page cache: the reader serves it. A
+					// request that waits for the disk always goes to a
+					// worker, even alone: a slow disk must never hold up
+					// the reader and with it every other export.
 					return false, j, true
 				}
 				s.dispatch(j)
@@ -634,10 +609,7 @@ func (s *Server) execATA(j *job) (int, bool) {
 }
 
 // dispatch hands j to the workers.
-func (s *Server) dispatch(j job) {
-	s.busy.Add(1)
-	s.work <- j
-}
+func (s *Server) dispatch(j job) { s.work <- j }
 
 // finishATA frees j's buffer and starts the requests that waited for it.
 func (s *Server) finishATA(j *job) {
