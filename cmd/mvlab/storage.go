@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -173,7 +174,9 @@ func (d *walk) storage() error {
 			shown = append(shown, "-c", "'"+c+"'")
 		}
 		fmt.Fprintf(d.w, "$ %s\n", strings.Join(shown, " "))
-		out, err := exec.CommandContext(ctx, qemuIO, args...).CombinedOutput()
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(qctx, qemuIO, args...).CombinedOutput()
 		fmt.Fprint(d.w, indent(string(out)))
 		if err == nil && strings.Contains(string(out), "error") { // qemu-io exits 0 on some failed commands
 			err = errors.New("qemu-io reported an error")
