@@ -204,6 +204,9 @@ func (d *walk) basics() error {
 		if err := os.Truncate(f, 1<<30); err != nil {
 			return err
 		}
+		if i == 0 {
+			fmt.Fprintf(d.w, "$ mvnode %s &   # in %s, and likewise in the others\n", strings.Join(d.nodeArgs(i), " "), rack[i].name)
+		}
 		if err := d.startNode(i); err != nil {
 			return err
 		}

@@ -193,7 +193,7 @@ func (d *walk) storage() error {
 	fmt.Fprintf(d.w, "$ kill -9 %d   # mvnode on %s\n", vp.cmd.Process.Pid, d.rack[victim].name)
 	vp.kill()
 
-	d.step("writing 32 MiB of 0xa5 still succeeds: the writes wait (--volume-io-timeout 5s) until the controller drops the dead replica and raises the epoch")
+	d.step("writing 32 MiB of 0xa5 still succeeds: the writes wait (--volume-io-timeout 5s) until the controller drops the dead replica, raises the epoch and marks the node failed")
 	if _, err := qio("write -P 0xa5 0 32M"); err != nil {
 		return d.failed(fmt.Errorf("writing with a replica's node dead: %w", err), d.nodeProcs[user], d.controller)
 	}
@@ -204,6 +204,17 @@ func (d *walk) storage() error {
 		return d.failed(err, d.controller, d.nodeProcs[user])
 	}
 	if _, err := d.show("get_volumes", "--id="+vid, "--filter=id,epoch,in_sync,attached_to"); err != nil {
+		return d.failed(err, d.controller)
+	}
+	// The controller's liveness monitoring marks the silent node too.
+	if err := d.poll(30*time.Second, "node "+nodeID(d.rack[victim])+" marked failed", func() (bool, error) {
+		var n struct{ State string }
+		err := d.osdJSON(&n, "get_node", "--id="+nodeID(d.rack[victim]))
+		return err == nil && n.State == "error", err
+	}); err != nil {
+		return d.failed(err, d.controller)
+	}
+	if _, err := d.show("get_node", "--id="+nodeID(d.rack[victim]), "--filter=id,state,health,reason"); err != nil {
 		return d.failed(err, d.controller)
 	}
 
