@@ -28,12 +28,12 @@ type FileOptions struct {
 	// Direct opens the file with O_DIRECT, bypassing the page cache; I/O
 	// then needs aligned buffers, which the target provides.
 	Direct bool
-	// Map also maps a page-cached file read-only, and reads copy from the
-	// mapping: no system call per read once a page is mapped. The first
-	// read of each page takes a page fault instead, and the page tables
-	// grow with what was read (about 2 MB per GB), so it pays for a small,
-	// hot, long-served backend; the default is pread.
-	Map bool
+	// NoMap reads with pread only. By default a page-cached file is also
+	// mapped read-only and reads copy from the mapping: no system call per
+	// read (the first read of a page takes a fault instead, and the page
+	// tables grow with what was read, about 2 MB per GB). A file that
+	// cannot be mapped (address space) is read with pread.
+	NoMap bool
 }
 
 // File is a Backend over a regular file, a sparse file or a block device,
@@ -76,7 +76,7 @@ func OpenFile(path string, opt FileOptions) (*File, error) {
 		return nil, fmt.Errorf("target: backend %s has %d bytes, want at least one 512-byte sector", path, size)
 	}
 	b := &File{f: f, size: size &^ 511, Direct: opt.Direct}
-	if opt.Map && !opt.Direct {
+	if !opt.NoMap && !opt.Direct {
 		// Best effort: a file that cannot be mapped is read with pread.
 		if m, err := unix.Mmap(int(f.Fd()), 0, int(b.size), unix.PROT_READ, unix.MAP_SHARED); err == nil {
 			b.mapped = m

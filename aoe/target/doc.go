@@ -34,8 +34,8 @@
 // that do positioned I/O (pread/pwrite) in parallel, so an export advertises
 // a Buffer Count of 64 or more and means it; reads from a page-cached
 // backend, and write-back writes to one, it serves itself, saving a
-// hand-off (a [File] opened with FileOptions.Map is also mapped
-// read-only, so those reads are copies without a system call). Requests that overlap a write
+// hand-off (a page-cached [File] is also mapped read-only, so those reads
+// are copies without a system call). Requests that overlap a write
 // run in arrival order. Each request buffer is reused for its reply.
 //
 // # Durability

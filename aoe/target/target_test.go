@@ -525,7 +525,7 @@ func TestMappedFileReadsSeeWritesAndSurviveTruncation(t *testing.T) {
 	if err := os.WriteFile(path, make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := OpenFile(path, FileOptions{Map: true})
+	f, err := OpenFile(path, FileOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					&cli.StringFlag{Name: "mac-mask", Aliases: []string{"m"}, Usage: "comma-separated MACs: answer only these initiators"},
 					&cli.BoolFlag{Name: "write-back", Usage: "ack writes before they are durable (FLUSH CACHE still syncs)"},
 					&cli.BoolFlag{Name: "direct", Aliases: []string{"d"}, Usage: "open FILE with O_DIRECT (bypass the page cache)"},
-					&cli.BoolFlag{Name: "map", Usage: "also map a page-cached FILE read-only and serve reads by copying from the mapping (no pread per read; a page fault on each page's first read)"},
+					&cli.BoolFlag{Name: "no-map", Usage: "read FILE with pread only; by default a page-cached FILE is also mapped read-only and reads copy from the mapping"},
 					&cli.IntFlag{Name: "workers", Value: target.DefaultConfig().Workers, Usage: "parallel I/O workers"},
 					&cli.StringSliceFlag{Name: "export", Usage: "another export on the same interface, as SHELF.SLOT=FILE (repeatable)"},
 					&cli.Uint64Flag{Name: "epoch", Usage: "keep an epoch starting at N (replicated volumes): ATA I/O only from initiators registered at the current epoch (see mvaoe epoch); 0 = a standard AoE target"},
@@ -200,7 +200,7 @@ func serve(c *cli.Context, stderr io.Writer) error {
 	}
 	var exports []target.ExportConfig
 	for _, s := range specs {
-		b, err := target.OpenFile(s.file, target.FileOptions{ReadOnly: c.Bool("read-only"), Direct: c.Bool("direct"), Map: c.Bool("map")})
+		b, err := target.OpenFile(s.file, target.FileOptions{ReadOnly: c.Bool("read-only"), Direct: c.Bool("direct"), NoMap: c.Bool("no-map")})
 		if err != nil {
 			return err
 		}
