@@ -134,12 +134,13 @@ type Endpoint struct {
 	sealID uint8
 
 	// Read loop only.
-	openers     map[openerKey]cipher.AEAD // the keyring's AEADs, without its lock
-	openScratch aeadScratch
-	delivered   []message // messages a frame completed, being dispatched
-	handedOff   bool      // the read loop woke a caller or a handler
-	acksDue     []*peer   // peers owed an ACK after the current batch
-	ackEvery    int       // in-order segments per ACK
+	openers         map[openerKey]cipher.AEAD // the keyring's AEADs, without its lock
+	openScratch     aeadScratch
+	delivered       []message // messages a frame completed, being dispatched
+	handedOff       bool      // the read loop woke a caller or a handler
+	parksAfterBatch bool      // the link is read with ReadBatches
+	acksDue         []*peer   // peers owed an ACK after the current batch
+	ackEvery        int       // in-order segments per ACK
 }
 
 type openerKey struct {
@@ -342,6 +343,7 @@ func (e *Endpoint) readLoop() {
 	defer e.wg.Done()
 	var read func() ([]Frame, error)
 	if bl, ok := e.link.(batchLooper); ok {
+		e.parksAfterBatch = true
 		frames := e.frameBufs(readBatch)
 		read = func() ([]Frame, error) {
 			return nil, bl.ReadBatches(frames, e.handleBatch) // returns only failing
@@ -410,12 +412,14 @@ func (e *Endpoint) handleBatch(frames []Frame) {
 		e.acksDue[i] = nil
 	}
 	e.acksDue = e.acksDue[:0]
-	if e.handedOff {
+	if e.handedOff && !e.parksAfterBatch {
 		// A caller or handler is waiting to run on this P: let it run
-		// now instead of after our next, probably empty, read.
-		e.handedOff = false
+		// now instead of after our next, probably empty, read. (With
+		// ReadBatches the read loop goes back to waiting as soon as the
+		// socket is empty, which lets it run just the same.)
 		runtime.Gosched()
 	}
+	e.handedOff = false
 }
 
 // readBatch is how many frames the read loop takes per system call on a
