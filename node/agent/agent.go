@@ -120,8 +120,12 @@ func New(cfg Config) (*Agent, error) {
 		link.Close()
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	if cfg.Iface != "" && len(a.inv.NICs) > 0 && a.inv.Simulated {
-		a.inv.NICs[0].Name = cfg.Iface
+	if len(a.inv.NICs) > 0 && a.inv.Simulated {
+		// The management NIC is real even on simulated hardware.
+		if cfg.Iface != "" {
+			a.inv.NICs[0].Name = cfg.Iface
+		}
+		a.inv.NICs[0].MTU = link.MTU()
 	}
 	lcfg := domain.DefaultLedgerConfig()
 	lcfg.CPUOvercommit, lcfg.ReservedMemory = cfg.CPUOvercommit, cfg.ReservedMemoryMiB*domain.MiB
