@@ -45,6 +45,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write the initiator's CPU profile here")
 	only := flag.String("only", "", "run only workloads whose name contains this, against our target, page cache")
 	directFlag := flag.Bool("direct", false, "with -only: serve the file with O_DIRECT (ours --direct, vblade -d)")
+	prebuilt := flag.String("mvaoe", "", "use this mvaoe binary as our target instead of building ./cmd/mvaoe")
 	rounds := flag.Int("rounds", 0, "with -only: measure our target and vblade alternately this many times each (page cache), instead of profiling")
 	netpoll := flag.Bool("netpoll-link", false, "use proto's netpoller AF_PACKET link in our initiator and target instead of aoe/rawlink (for comparison)")
 	flag.Parse()
@@ -52,7 +53,7 @@ func main() {
 		fmt.Println("bench/aoe: needs root (CAP_NET_ADMIN to make namespaces, CAP_NET_RAW for raw sockets): skipped")
 		return
 	}
-	b := &bench{dur: time.Duration(*seconds * float64(time.Second)), size: int64(*sizeMiB) << 20, dir: *dir, only: *only, netpoll: *netpoll, rounds: *rounds, direct: *directFlag}
+	b := &bench{dur: time.Duration(*seconds * float64(time.Second)), size: int64(*sizeMiB) << 20, dir: *dir, only: *only, netpoll: *netpoll, rounds: *rounds, direct: *directFlag, prebuilt: *prebuilt}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -69,13 +70,14 @@ func main() {
 }
 
 type bench struct {
-	dur     time.Duration
-	size    int64
-	dir     string
-	only    string
-	netpoll bool
-	rounds  int
-	direct  bool
+	dur      time.Duration
+	size     int64
+	dir      string
+	only     string
+	netpoll  bool
+	rounds   int
+	direct   bool
+	prebuilt string
 
 	id    string
 	ns    [2]string // initiator, target
@@ -204,7 +206,11 @@ func (b *bench) setup() error {
 	}
 	b.closer = append(b.closer, func() { os.RemoveAll(b.work) })
 	b.mvaoe = filepath.Join(b.work, "mvaoe")
-	if out, err := exec.Command("go", "build", "-o", b.mvaoe, "./cmd/mvaoe").CombinedOutput(); err != nil {
+	if b.prebuilt != "" {
+		// Another build's target (an older commit, say) against this
+		// initiator.
+		b.mvaoe = b.prebuilt
+	} else if out, err := exec.Command("go", "build", "-o", b.mvaoe, "./cmd/mvaoe").CombinedOutput(); err != nil {
 		return fmt.Errorf("building mvaoe: %v\n%s", err, out)
 	}
 	for _, ns := range b.ns {
