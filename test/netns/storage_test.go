@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -283,10 +284,14 @@ func TestStorageReplicaFailureAndResync(t *testing.T) {
 	fio.Dir = sl.work
 	var fout strings.Builder
 	fio.Stdout, fio.Stderr = &fout, &fout
+	base := allocated(t, sl.drives[survivor])
 	if err := fio.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // a real process writing 384 MiB: kill mid-way
+	// Kill mid-way: once 64 of fio's 384 MiB are on the surviving drive.
+	poll(t, ctx, 2*time.Minute, "fio writing its first 64 MiB", func() (bool, error) {
+		return allocated(t, sl.drives[survivor]) >= base+64<<20, nil
+	})
 	t.Logf("killing node %s (replica %d.%d)", sl.nodeID(victim), vol.Replicas[1].Shelf, vol.Replicas[1].Slot)
 	sl.nproc[victim].Kill()
 	if err := fio.Wait(); err != nil {
@@ -409,4 +414,14 @@ func TestStorageThinOutOfSpace(t *testing.T) {
 	if out, err := sl.run(ctx, "qemu-io", "--image-opts", "-r", "driver=nbd,path="+osock, "-c", "read -P 0x5a 0 64M"); err != nil {
 		t.Errorf("the other volume on the drive was harmed: %v\n%s", err, out)
 	}
+}
+
+// allocated returns the bytes a (sparse) drive file holds on disk.
+func allocated(t *testing.T, path string) int64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Blocks * 512
 }
