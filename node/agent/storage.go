@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mvstack/mvstack/aoe/initiator"
+	"github.com/mvstack/mvstack/aoe/rawlink"
 	"github.com/mvstack/mvstack/aoe/target"
 	"github.com/mvstack/mvstack/node/domain"
 	"github.com/mvstack/mvstack/node/inventory"
@@ -85,7 +86,9 @@ func (a *Agent) startStorage() error {
 			}
 			return nil
 		}
-		l, err := proto.OpenPacketLink(a.cfg.Iface, proto.EtherTypeAoE, nil)
+		// rawlink's reads block on the reader's thread: per request it
+		// saves the netpoller's failed receive, epoll wait and wake-up.
+		l, err := rawlink.Open(a.cfg.Iface, proto.EtherTypeAoE)
 		if err != nil {
 			return err
 		}
@@ -119,7 +122,7 @@ func (a *Agent) startStorage() error {
 	}
 	s.ilink = a.cfg.InitiatorLink
 	if s.ilink == nil && a.cfg.Link == nil {
-		l, err := proto.OpenPacketLink(a.cfg.Iface, proto.EtherTypeAoE, nil)
+		l, err := rawlink.Open(a.cfg.Iface, proto.EtherTypeAoE)
 		if err != nil {
 			s.close()
 			return fmt.Errorf("initiator: %w", err)
