@@ -89,9 +89,26 @@ type Handler func(ctx context.Context, req *Request) ([]byte, error)
 type Request struct {
 	From      MAC    // the authenticated sender
 	Method    string // the method called
-	Payload   []byte // owned by the handler
+	Payload   []byte // owned by the handler, until Release
 	Broadcast bool   // a discovery: the answer goes back as one unreliable frame
 	Oneway    bool   // a one-way message: the response is discarded
+
+	buf  []byte   // the reassembly buffer Payload lives in, if it may be reused
+	bufs *bufPool // where it goes back
+}
+
+// Release gives the memory of r.Payload back to the endpoint, which will
+// reuse it for a later message: a handler that is done with a large
+// payload saves the endpoint allocating and zeroing a new buffer, and the
+// garbage collections that brings. After Release, neither the handler nor
+// anything it handed the payload to may use it, and the handler must not
+// return it (or part of it) as its response. Release sets r.Payload to
+// nil; calling it again, or not at all, is fine.
+func (r *Request) Release() {
+	if r.buf != nil {
+		r.bufs.put(r.buf)
+	}
+	r.buf, r.bufs, r.Payload = nil, nil, nil
 }
 
 // Endpoint runs the control protocol on a Link: sessions with every peer it
@@ -107,6 +124,8 @@ type Endpoint struct {
 
 	counter atomic.Uint64 // frame counter: AEAD nonce and replay index
 	callID  atomic.Uint64
+
+	bufs bufPool // reassembly buffers handlers released
 
 	hmu      sync.RWMutex
 	handlers map[string]Handler
@@ -714,9 +733,11 @@ func (e *Endpoint) serve(p *peer, m message) {
 func (e *Endpoint) run(from MAC, m message, broadcast bool) message {
 	h := e.handler(m.method)
 	if h == nil {
+		e.bufs.put(m.buf)
 		return message{kind: kindError, id: m.id, code: CodeUnknownMethod, payload: fmt.Appendf(nil, "unknown method %q", m.method)}
 	}
-	resp, err := h(e.ctx, &Request{From: from, Method: m.method, Payload: m.payload, Broadcast: broadcast, Oneway: m.kind == kindOneway})
+	resp, err := h(e.ctx, &Request{From: from, Method: m.method, Payload: m.payload, Broadcast: broadcast, Oneway: m.kind == kindOneway,
+		buf: m.buf, bufs: &e.bufs})
 	if err != nil {
 		code := CodeHandler
 		var br badRequestError

@@ -294,3 +294,43 @@ func TestCallerMayReuseItsBufferAfterARefusalForSize(t *testing.T) {
 		}
 	})
 }
+
+// A handler that releases its payloads still sees every message whole and
+// nothing of the earlier, larger messages whose memory it reuses.
+func TestReleasedPayloadsAreReusedWithoutLeaking(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, linktest.Config{MTU: 1500})
+		keys := testKeyring(t, 1, 7)
+		a := r.endpoint(macA, keys, nil)
+		b := r.endpoint(macB, keys, nil)
+		b.Handle("sum", func(ctx context.Context, req *proto.Request) ([]byte, error) {
+			p := req.Payload
+			resp := []byte{byte(len(p) >> 16), byte(len(p) >> 8), byte(len(p)), 0}
+			for _, c := range p[:cap(p)] { // all the handler can reach
+				resp[3] ^= c
+			}
+			req.Release()
+			if req.Payload != nil {
+				return nil, errors.New("Payload not nil after Release")
+			}
+			req.Release() // twice is fine
+			return resp, nil
+		})
+		ctx := context.Background()
+		for i, size := range []int{300 << 10, 200 << 10, 300 << 10, 290<<10 + 1, 64 << 10, 300<<10 + 7, 40 << 10} {
+			msg := bytes.Repeat([]byte{byte(i + 1)}, size)
+			msg[0] = 0
+			want := []byte{byte(size >> 16), byte(size >> 8), byte(size), 0}
+			if (size-1)%2 == 1 {
+				want[3] = byte(i + 1)
+			}
+			got, err := a.Call(ctx, macB, "sum", msg)
+			if err != nil {
+				t.Fatalf("call %d (%d B): %v", i, size, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("call %d (%d B): handler saw length/xor %x, want %x", i, size, got, want)
+			}
+		}
+	})
+}

@@ -31,6 +31,7 @@ type message struct {
 	method  string
 	code    ErrorCode
 	payload []byte // aliases the decoded buffer
+	buf     []byte // the reassembly buffer payload aliases, when it came from Endpoint.bufs
 }
 
 const msgHeaderLen = 10

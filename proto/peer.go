@@ -583,6 +583,7 @@ func (p *peer) accept(frag uint8, msgLen uint32, data []byte) (message, bool) {
 	if frag&FragFirst != 0 {
 		if p.reasm != nil {
 			p.e.drop(DropMalformed) // the previous message never ended
+			p.e.bufs.put(p.reasm)
 		}
 		p.reasm, p.reasmLen, p.discard = nil, msgLen, false
 		if int64(msgLen) > int64(p.e.cfg.MaxMessage) {
@@ -590,7 +591,7 @@ func (p *peer) accept(frag uint8, msgLen uint32, data []byte) (message, bool) {
 			p.e.drop(DropTooLarge)
 			p.refuseTooLarge(data)
 		} else {
-			p.reasm = make([]byte, 0, msgLen)
+			p.reasm = p.e.bufs.get(int(msgLen))
 		}
 	} else if p.reasm == nil && !p.discard {
 		p.e.drop(DropMalformed) // a middle without a start
@@ -604,6 +605,7 @@ func (p *peer) accept(frag uint8, msgLen uint32, data []byte) (message, bool) {
 	}
 	if msgLen != p.reasmLen || len(p.reasm)+len(data) > int(p.reasmLen) {
 		p.e.drop(DropMalformed)
+		p.e.bufs.put(p.reasm)
 		p.reasm, p.discard = nil, frag&FragLast == 0
 		return message{}, false
 	}
@@ -611,13 +613,16 @@ func (p *peer) accept(frag uint8, msgLen uint32, data []byte) (message, bool) {
 	if frag&FragLast == 0 {
 		return message{}, false
 	}
-	b := p.reasm
+	buf := p.reasm
 	p.reasm = nil
+	b := buf[:len(buf):len(buf)] // a pooled buffer's old bytes stay out of reach
 	var m message
 	if len(b) != int(p.reasmLen) || m.UnmarshalBinary(b) != nil {
 		p.e.drop(DropMalformed)
+		p.e.bufs.put(buf)
 		return message{}, false
 	}
+	m.buf = buf
 	p.e.stats.messagesIn.Add(1)
 	return m, true
 }
