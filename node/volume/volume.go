@@ -151,7 +151,7 @@ type Config struct {
 // DefaultConfig returns the defaults: 64 KiB dirty blocks, a 30 s bound on
 // every replica request, 8 resync workers.
 func DefaultConfig() Config {
-	return Config{BlockSize: 64 << 10, IOTimeout: 30 * time.Second, ResyncWorkers: 8}
+	return Config{BlockSize: 64 << 10, IOTimeout: 30 * time.Second, ResyncWorkers: 32}
 }
 
 // Validate reports the first field out of range.
