@@ -238,3 +238,54 @@ func TestFailedReadReplicaIsTriedLast(t *testing.T) {
 		t.Errorf("the replica that just failed a read was tried %d more times in 10 reads; want it tried last", got)
 	}
 }
+
+// gatedDevice holds its first write until gate is closed.
+type gatedDevice struct {
+	*memDevice
+	once    sync.Once
+	gate    chan struct{}
+	holding chan struct{}
+}
+
+func (g *gatedDevice) WriteAtContext(ctx context.Context, p []byte, off int64) (int, error) {
+	first := false
+	g.once.Do(func() { first = true })
+	if first {
+		close(g.holding)
+		<-g.gate
+	}
+	return g.memDevice.WriteAtContext(ctx, p, off)
+}
+
+// Two writes to the same bytes, the second sent while one replica still
+// holds the first: every replica ends with the second, as the writer
+// ordered them. Without ordering, the slow replica would apply them the
+// other way round and the replicas would differ with no failure.
+func TestOverlappingWritesReachEveryReplicaInOrder(t *testing.T) {
+	a := newMem(1 << 20)
+	b := &gatedDevice{memDevice: newMem(1 << 20), gate: make(chan struct{}), holding: make(chan struct{})}
+	cfg := volume.DefaultConfig()
+	cfg.Size, cfg.BlockSize = 1<<20, 4096
+	cfg.Replicas = []volume.Replica{{Device: a}, {Device: b}}
+	v, err := volume.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	first, second := bytes.Repeat([]byte{1}, 4096), bytes.Repeat([]byte{2}, 4096)
+	done := make(chan error, 2)
+	go func() { _, err := v.WriteAt(first, 8192); done <- err }()
+	<-b.holding // replica b holds the first write; a has it
+	go func() { _, err := v.WriteAt(second, 8192); done <- err }()
+	time.Sleep(20 * time.Millisecond) // give the second write its chance to overtake
+	close(b.gate)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	ga, gb := a.bytes()[8192:12288], b.memDevice.bytes()[8192:12288]
+	if !bytes.Equal(ga, second) || !bytes.Equal(gb, second) {
+		t.Errorf("after two writes to the same bytes: replica a holds %d, b holds %d; want both the second (2)", ga[0], gb[0])
+	}
+}

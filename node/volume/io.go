@@ -119,8 +119,10 @@ func (v *Volume) WriteAtContext(ctx context.Context, p []byte, off int64) (int, 
 	}
 	v.ioMu.RLock()
 	defer v.ioMu.RUnlock()
+	release := v.writing.lock(off, int64(len(p)))
 	tg, copying, err := v.targets("write", off, true)
 	if err != nil {
+		release()
 		return 0, err
 	}
 	unlock := func() {}
@@ -140,6 +142,7 @@ func (v *Volume) WriteAtContext(ctx context.Context, p []byte, off int64) (int, 
 	v.undoPartial(wctx, tg, errs, off, len(p))
 	cancel()
 	unlock()
+	release()
 	if err := v.conclude(ctx, "write", off, int64(len(p)), tg, errs); err != nil {
 		return 0, err
 	}

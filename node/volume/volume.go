@@ -278,6 +278,8 @@ type Volume struct {
 	ioMu sync.RWMutex
 	// ctlMu serialises the conversations with the controller.
 	ctlMu sync.Mutex
+	// writing orders writes to overlapping bytes (see overlaps).
+	writing overlaps
 	// stripes are the per-block locks: writes hold theirs shared while a
 	// resync copies, the copier holds one alone per block.
 	stripes [numStripes]sync.RWMutex
