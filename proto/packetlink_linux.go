@@ -52,6 +52,15 @@ type PacketLink struct {
 	iface   string
 	ifindex int
 
+	// wfd is a second AF_PACKET socket that frames are sent on. It reads
+	// nothing (protocol 0) and stays out of the runtime's poller: the
+	// kernel frees every sent frame's memory as the receiver's socket
+	// takes it, and wakes whoever waits on the sending socket's queue, as
+	// the poller always does on a socket it watches. That was one wakeup
+	// per frame, in the sender's time.
+	wmu sync.RWMutex // Close takes it to close wfd; writes share it
+	wfd int          // -1 once closed
+
 	rmu    sync.Mutex // one reader at a time; guards the batch state below
 	pad    [MinPayload]byte
 	rhdrs  [][EthernetHeaderLen]byte
@@ -126,7 +135,29 @@ func OpenPacketLink(ifname string, et EtherType, cfg *PacketConfig) (*PacketLink
 		conn.Close()
 		return nil, fmt.Errorf("proto: AF_PACKET socket on %q: %w", ifname, err)
 	}
-	return &PacketLink{conn: conn, rc: rc, addr: addr, mtu: ifi.MTU, et: et, iface: ifname, ifindex: ifi.Index}, nil
+	wfd, err := openSendSocket(ifi.Index)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("proto: sending AF_PACKET socket on %q: %w", ifname, err)
+	}
+	return &PacketLink{conn: conn, rc: rc, addr: addr, mtu: ifi.MTU, et: et, iface: ifname, ifindex: ifi.Index, wfd: wfd}, nil
+}
+
+// openSendSocket opens a raw AF_PACKET socket bound to an interface for
+// sending only: bound with protocol 0, it is given no frames.
+func openSendSocket(ifindex int) (int, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return -1, ErrNeedCapNetRaw
+		}
+		return -1, err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifindex}); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 // linkFilter is the BPF program of a link: it rejects frames the host is
@@ -243,14 +274,30 @@ func (l *PacketLink) WriteBatch(payloads [][]byte, dst MAC) error {
 		w.msgs[i].Hdr.Iov = &w.iovs[off]
 		off += int(w.msgs[i].Hdr.Iovlen)
 	}
+	l.wmu.RLock()
+	defer l.wmu.RUnlock()
 	for w.sent = 0; w.sent < len(w.msgs); {
-		err := l.rc.Write(w.write)
-		if err == nil {
-			err = w.werr
-		}
-		if err != nil {
+		if l.wfd < 0 {
 			w.release()
-			return l.mapErr(err)
+			return ErrClosed
+		}
+		if !w.sendmmsg(uintptr(l.wfd)) {
+			// The send buffer is full: wait a little for room, a while
+			// at a time so that Close, which waits for wmu, is not held up.
+			pfd := []unix.PollFd{{Fd: int32(l.wfd), Events: unix.POLLOUT}}
+			if _, err := unix.Poll(pfd, 10); err != nil && err != unix.EINTR {
+				w.release()
+				return l.mapErr(err)
+			}
+			if l.closed.Load() {
+				w.release()
+				return ErrClosed
+			}
+			continue
+		}
+		if w.werr != nil {
+			w.release()
+			return l.mapErr(w.werr)
 		}
 		w.sent += w.n
 	}
@@ -260,25 +307,20 @@ func (l *PacketLink) WriteBatch(payloads [][]byte, dst MAC) error {
 }
 
 // writeScratch is the state of one WriteBatch, kept in a pool so that a
-// batch allocates nothing: the iovecs and headers the kernel reads, and the
-// callback handed to the raw connection, bound once.
+// batch allocates nothing: the iovecs and headers the kernel reads.
 type writeScratch struct {
-	hdr   [EthernetHeaderLen]byte
-	sa    unix.RawSockaddrLinklayer
-	iovs  []unix.Iovec
-	msgs  []mmsghdr
-	sent  int
-	n     int
-	werr  error
-	write func(fd uintptr) bool
+	hdr  [EthernetHeaderLen]byte
+	sa   unix.RawSockaddrLinklayer
+	iovs []unix.Iovec
+	msgs []mmsghdr
+	sent int
+	n    int
+	werr error
 }
 
-var writeScratches = sync.Pool{New: func() any {
-	w := new(writeScratch)
-	w.write = w.sendmmsg
-	return w
-}}
+var writeScratches = sync.Pool{New: func() any { return new(writeScratch) }}
 
+// sendmmsg sends what is left of the batch; false means EAGAIN.
 func (w *writeScratch) sendmmsg(fd uintptr) bool {
 	r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.msgs[w.sent])), uintptr(len(w.msgs)-w.sent), unix.MSG_DONTWAIT, 0, 0)
 	w.n, w.werr = int(r), nil
@@ -456,5 +498,12 @@ func (l *PacketLink) Stats() (received, dropped uint32, err error) {
 // Close implements [Link].
 func (l *PacketLink) Close() error {
 	l.closed.Store(true)
-	return l.conn.Close()
+	err := l.conn.Close()
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.wfd >= 0 {
+		unix.Close(l.wfd)
+		l.wfd = -1
+	}
+	return err
 }

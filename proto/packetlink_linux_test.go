@@ -86,3 +86,31 @@ func TestReadBatchesReadsAFrameThatCameDuringTheHandler(t *testing.T) {
 		t.Fatalf("ReadBatches ended with %v, want ErrClosed", err)
 	}
 }
+
+// Writers that race with Close see their frames sent or ErrClosed, and
+// every write after Close fails with ErrClosed.
+func TestWritesRacingCloseEndInErrClosed(t *testing.T) {
+	a, b := openLinks(t, proto.EtherTypeControl)
+	frame := bytes.Repeat([]byte{0x5a}, 1000)
+	errc := make(chan error, 4)
+	for range cap(errc) {
+		go func() {
+			for {
+				if err := a.WriteBatch([][]byte{frame, frame}, b.Addr()); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(10 * time.Millisecond) // let the writers get going
+	a.Close()
+	for range cap(errc) {
+		if err := <-errc; !errors.Is(err, proto.ErrClosed) {
+			t.Errorf("a write racing Close failed with %v, want ErrClosed", err)
+		}
+	}
+	if err := a.WriteTo(frame, b.Addr()); !errors.Is(err, proto.ErrClosed) {
+		t.Errorf("WriteTo after Close: %v, want ErrClosed", err)
+	}
+}
