@@ -334,3 +334,29 @@ func TestReleasedPayloadsAreReusedWithoutLeaking(t *testing.T) {
 		}
 	})
 }
+
+// A handler registered with HandleInline answers like any other, and
+// registering the method again with Handle replaces it.
+func TestHandleInlineAnswers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, linktest.Config{MTU: 1500})
+		keys := testKeyring(t, 1, 7)
+		a := r.endpoint(macA, keys, nil)
+		b := r.endpoint(macB, keys, nil)
+		b.HandleInline("echo", func(_ context.Context, req *proto.Request) ([]byte, error) {
+			return append([]byte("re:"), req.Payload...), nil
+		})
+		for range 3 {
+			if got, err := a.Call(t.Context(), macB, "echo", []byte("x")); err != nil || string(got) != "re:x" {
+				t.Fatalf("inline echo = %q, %v", got, err)
+			}
+		}
+		if got, err := a.Call(t.Context(), macB, proto.MethodPing, []byte("p")); err != nil || string(got) != "p" {
+			t.Fatalf("ping = %q, %v", got, err)
+		}
+		b.Handle("echo", func(context.Context, *proto.Request) ([]byte, error) { return []byte("slow"), nil })
+		if got, err := a.Call(t.Context(), macB, "echo", nil); err != nil || string(got) != "slow" {
+			t.Fatalf("echo after Handle = %q, %v", got, err)
+		}
+	})
+}

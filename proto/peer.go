@@ -645,6 +645,10 @@ func (p *peer) refuseTooLarge(first []byte) {
 func (p *peer) dispatch(m message) {
 	switch m.kind {
 	case kindRequest, kindOneway:
+		if p.e.isInline(m.method) {
+			p.e.serve(p, m)
+			return
+		}
 		p.e.handedOff = true
 		p.e.startServe(p, m)
 	case kindResponse, kindError:
