@@ -7,12 +7,11 @@
 package aoepacket
 
 import (
-	"sync"
-
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/mvstack/mvstack/aoe"
 	"github.com/mvstack/mvstack/proto"
+	"github.com/mvstack/mvstack/proto/protopacket"
 )
 
 // LayerNumber is the gopacket layer-type number AoE is registered under, in
@@ -28,36 +27,12 @@ type Layer struct {
 var _ gopacket.DecodingLayer = (*Layer)(nil)
 var _ gopacket.SerializableLayer = (*Layer)(nil)
 
-var (
-	once      sync.Once
-	layerType gopacket.LayerType
-)
+var layer = protopacket.EtherTypeLayer{Number: LayerNumber, Name: "AoE", EtherType: proto.EtherTypeAoE,
+	New: func() protopacket.DecodingLayer { return &Layer{} }}
 
-// Register registers the AoE layer with gopacket and binds EtherType 0x88A2
-// to it. It returns the layer type.
-func Register() gopacket.LayerType {
-	once.Do(func() {
-		layerType = gopacket.OverrideLayerType(LayerNumber, gopacket.LayerTypeMetadata{
-			Name:    "AoE",
-			Decoder: gopacket.DecodeFunc(decode),
-		})
-		layers.EthernetTypeMetadata[layers.EthernetType(proto.EtherTypeAoE)] = layers.EnumMetadata{
-			DecodeWith: gopacket.DecodeFunc(decode),
-			Name:       "AoE",
-			LayerType:  layerType,
-		}
-	})
-	return layerType
-}
-
-func decode(data []byte, p gopacket.PacketBuilder) error {
-	l := &Layer{}
-	if err := l.DecodeFromBytes(data, p); err != nil {
-		return err
-	}
-	p.AddLayer(l)
-	return p.NextDecoder(gopacket.LayerTypePayload)
-}
+// Register registers the layer with gopacket and binds its EtherType to it.
+// It returns the layer type.
+func Register() gopacket.LayerType { return layer.Register() }
 
 // LayerType implements gopacket.Layer.
 func (l *Layer) LayerType() gopacket.LayerType { return Register() }

@@ -9,8 +9,6 @@
 package protopacket
 
 import (
-	"sync"
-
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
@@ -32,36 +30,12 @@ var (
 	_ gopacket.SerializableLayer = (*Layer)(nil)
 )
 
-var (
-	once      sync.Once
-	layerType gopacket.LayerType
-)
+var layer = EtherTypeLayer{Number: LayerNumber, Name: "MVControl", EtherType: proto.EtherTypeControl,
+	New: func() DecodingLayer { return &Layer{} }}
 
-// Register registers the layer with gopacket and binds EtherType 0x88B5 to
-// it. It returns the layer type.
-func Register() gopacket.LayerType {
-	once.Do(func() {
-		layerType = gopacket.OverrideLayerType(LayerNumber, gopacket.LayerTypeMetadata{
-			Name:    "MVControl",
-			Decoder: gopacket.DecodeFunc(decode),
-		})
-		layers.EthernetTypeMetadata[layers.EthernetType(proto.EtherTypeControl)] = layers.EnumMetadata{
-			DecodeWith: gopacket.DecodeFunc(decode),
-			Name:       "MVControl",
-			LayerType:  layerType,
-		}
-	})
-	return layerType
-}
-
-func decode(data []byte, p gopacket.PacketBuilder) error {
-	l := &Layer{}
-	if err := l.DecodeFromBytes(data, p); err != nil {
-		return err
-	}
-	p.AddLayer(l)
-	return p.NextDecoder(gopacket.LayerTypePayload)
-}
+// Register registers the layer with gopacket and binds its EtherType to it.
+// It returns the layer type.
+func Register() gopacket.LayerType { return layer.Register() }
 
 // LayerType implements gopacket.Layer.
 func (l *Layer) LayerType() gopacket.LayerType { return Register() }

@@ -13,12 +13,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/mvstack/mvstack/proto"
+	"github.com/mvstack/mvstack/proto/protopacket"
 )
 
 // LayerNumber is the gopacket layer-type number stat frames are registered
@@ -40,36 +40,12 @@ var (
 	_ gopacket.SerializableLayer = (*Layer)(nil)
 )
 
-var (
-	once      sync.Once
-	layerType gopacket.LayerType
-)
+var layer = protopacket.EtherTypeLayer{Number: LayerNumber, Name: "MVStats", EtherType: proto.EtherTypeStats,
+	New: func() protopacket.DecodingLayer { return &Layer{} }}
 
-// Register registers the layer with gopacket and binds EtherType 0x88B6 to
-// it. It returns the layer type.
-func Register() gopacket.LayerType {
-	once.Do(func() {
-		layerType = gopacket.OverrideLayerType(LayerNumber, gopacket.LayerTypeMetadata{
-			Name:    "MVStats",
-			Decoder: gopacket.DecodeFunc(decode),
-		})
-		layers.EthernetTypeMetadata[layers.EthernetType(proto.EtherTypeStats)] = layers.EnumMetadata{
-			DecodeWith: gopacket.DecodeFunc(decode),
-			Name:       "MVStats",
-			LayerType:  layerType,
-		}
-	})
-	return layerType
-}
-
-func decode(data []byte, p gopacket.PacketBuilder) error {
-	l := &Layer{}
-	if err := l.DecodeFromBytes(data, p); err != nil {
-		return err
-	}
-	p.AddLayer(l)
-	return p.NextDecoder(gopacket.LayerTypePayload)
-}
+// Register registers the layer with gopacket and binds its EtherType to it.
+// It returns the layer type.
+func Register() gopacket.LayerType { return layer.Register() }
 
 // LayerType implements gopacket.Layer.
 func (l *Layer) LayerType() gopacket.LayerType { return Register() }
