@@ -99,6 +99,28 @@ func (v *Volume) again(ctx context.Context, dev Device, op func() error) error {
 	return err
 }
 
+// readFull reads all of p at off from dev, registering again if needed.
+func (v *Volume) readFull(ctx context.Context, dev Device, p []byte, off int64) error {
+	return v.again(ctx, dev, func() error {
+		n, err := dev.ReadAtContext(ctx, p, off)
+		if err == nil && n != len(p) {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	})
+}
+
+// writeFull writes all of p at off to dev, registering again if needed.
+func (v *Volume) writeFull(ctx context.Context, dev Device, p []byte, off int64) error {
+	return v.again(ctx, dev, func() error {
+		n, err := dev.WriteAtContext(ctx, p, off)
+		if err == nil && n != len(p) {
+			err = io.ErrShortWrite
+		}
+		return err
+	})
+}
+
 // WriteAt implements io.WriterAt.
 func (v *Volume) WriteAt(p []byte, off int64) (int, error) {
 	return v.WriteAtContext(context.Background(), p, off)
@@ -130,15 +152,7 @@ func (v *Volume) WriteAtContext(ctx context.Context, p []byte, off int64) (int, 
 		unlock = v.lockBlocks(off, int64(len(p)))
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.cfg.IOTimeout)
-	errs := each(tg, func(t target) error {
-		return v.again(wctx, t.dev, func() error {
-			n, err := t.dev.WriteAtContext(wctx, p, off)
-			if err == nil && n != len(p) {
-				err = io.ErrShortWrite
-			}
-			return err
-		})
-	})
+	errs := each(tg, func(t target) error { return v.writeFull(wctx, t.dev, p, off) })
 	v.undoPartial(wctx, tg, errs, off, len(p))
 	cancel()
 	unlock()
@@ -295,13 +309,7 @@ func (v *Volume) readInSync(ctx context.Context, p []byte, off int64) (int, erro
 	var last error
 	for _, t := range order {
 		rctx, cancel := context.WithTimeout(ctx, v.cfg.IOTimeout)
-		err := v.again(rctx, t.dev, func() error {
-			n, err := t.dev.ReadAtContext(rctx, p, off)
-			if err == nil && n != len(p) {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		})
+		err := v.readFull(rctx, t.dev, p, off)
 		cancel()
 		if err == nil {
 			return len(p), nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -218,24 +217,11 @@ func (v *Volume) copyBlock(ctx context.Context, r *replica, b Block, full bool, 
 	ioctx, cancel := context.WithTimeout(ctx, v.cfg.IOTimeout)
 	defer cancel()
 	if full && allZero(src) {
-		err := v.again(ioctx, r.dev, func() error {
-			n, err := r.dev.ReadAtContext(ioctx, dst, b.Off)
-			if err == nil && n != len(dst) {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		})
-		if err == nil && allZero(dst) {
+		if err := v.readFull(ioctx, r.dev, dst, b.Off); err == nil && allZero(dst) {
 			return false, nil
 		}
 	}
-	err := v.again(ioctx, r.dev, func() error {
-		n, err := r.dev.WriteAtContext(ioctx, src, b.Off)
-		if err == nil && n != len(src) {
-			err = io.ErrShortWrite
-		}
-		return err
-	})
+	err := v.writeFull(ioctx, r.dev, src, b.Off)
 	if isFenced(err) {
 		return false, v.setFenced(err)
 	}
