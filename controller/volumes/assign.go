@@ -2,6 +2,7 @@ package volumes
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -32,6 +33,14 @@ func (st snapshot) volume(id string) *state.Volume {
 		}
 	}
 	return nil
+}
+
+// find is volume id, or state.ErrNotFound naming it.
+func (st snapshot) find(id string) (*state.Volume, error) {
+	if v := st.volume(id); v != nil {
+		return v, nil
+	}
+	return nil, fmt.Errorf("%w: volume %q", state.ErrNotFound, id)
 }
 
 // mac is node id's MAC, zero when it is not registered.

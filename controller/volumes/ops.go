@@ -54,9 +54,9 @@ func (m *Manager) Attach(ctx context.Context, volume, node, socket string, force
 		return AttachResult{}, err
 	}
 	st := m.read()
-	v := st.volume(volume)
-	if v == nil {
-		return AttachResult{}, fmt.Errorf("%w: volume %q", state.ErrNotFound, volume)
+	v, err := st.find(volume)
+	if err != nil {
+		return AttachResult{}, err
 	}
 	old := v.AttachedTo
 	res, err := m.apply(ctx, state.AttachVolume{At: m.now().UTC(), Volume: volume, Node: node, Force: force})
@@ -107,9 +107,9 @@ func (m *Manager) Detach(ctx context.Context, volume string) (AttachResult, erro
 		return AttachResult{}, err
 	}
 	st := m.read()
-	v := st.volume(volume)
-	if v == nil {
-		return AttachResult{}, fmt.Errorf("%w: volume %q", state.ErrNotFound, volume)
+	v, err := st.find(volume)
+	if err != nil {
+		return AttachResult{}, err
 	}
 	if v.AttachedTo == "" {
 		return AttachResult{}, &state.FieldError{Field: "", Err: fmt.Errorf("%w: volume %s (%s) is not attached", state.ErrInvalid, v.ID, v.Name)}
@@ -136,9 +136,9 @@ func (m *Manager) Detach(ctx context.Context, volume string) (AttachResult, erro
 // volume is not attached. Any replica may call it.
 func (m *Manager) Status(ctx context.Context, volume string) (*nodeclient.VolumeStatus, error) {
 	st := m.read()
-	v := st.volume(volume)
-	if v == nil {
-		return nil, fmt.Errorf("%w: volume %q", state.ErrNotFound, volume)
+	v, err := st.find(volume)
+	if err != nil {
+		return nil, err
 	}
 	if v.AttachedTo == "" {
 		return nil, nil
@@ -164,9 +164,9 @@ func (m *Manager) Fence(ctx context.Context, volume, node string) (FenceResult, 
 		return FenceResult{}, err
 	}
 	st := m.read()
-	v := st.volume(volume)
-	if v == nil {
-		return FenceResult{}, fmt.Errorf("%w: volume %q", state.ErrNotFound, volume)
+	v, err := st.find(volume)
+	if err != nil {
+		return FenceResult{}, err
 	}
 	if node == "" {
 		return FenceResult{}, &state.FieldError{Field: "node", Err: fmt.Errorf("%w: node is empty: name the node to fence", state.ErrInvalid)}
@@ -192,9 +192,9 @@ func (m *Manager) fence(ctx context.Context, l *loopState, volume, node string, 
 	}
 	var nv state.Volume
 	for attempt := 0; ; attempt++ {
-		v := m.read().volume(volume)
-		if v == nil {
-			return FenceResult{}, fmt.Errorf("%w: volume %q", state.ErrNotFound, volume)
+		v, err := m.read().find(volume)
+		if err != nil {
+			return FenceResult{}, err
 		}
 		// A fenced writer's own replica may have taken writes the others
 		// refused: it leaves the in-sync set (which raises the epoch too)
@@ -309,9 +309,9 @@ func (m *Manager) Reserve(ctx context.Context, volume string, allow []proto.MAC)
 		return err
 	}
 	st := m.read()
-	v := st.volume(volume)
-	if v == nil {
-		return fmt.Errorf("%w: volume %q", state.ErrNotFound, volume)
+	v, err := st.find(volume)
+	if err != nil {
+		return err
 	}
 	if allow == nil {
 		allow = []proto.MAC{m.cfg.Self}

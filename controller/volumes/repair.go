@@ -219,9 +219,9 @@ func (m *Manager) Repair(ctx context.Context, volume string) (RepairResult, erro
 		return RepairResult{}, err
 	}
 	st := m.read()
-	v := st.volume(volume)
-	if v == nil {
-		return RepairResult{}, fmt.Errorf("%w: volume %q", state.ErrNotFound, volume)
+	v, err := st.find(volume)
+	if err != nil {
+		return RepairResult{}, err
 	}
 	nodes := stale(v)
 	if len(nodes) == 0 {
