@@ -7,22 +7,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/mvstack/mvstack/cmd/internal/cmdmain"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mvctl-perfc:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdmain.Main("mvctl-perfc", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return newApp(stdout, stderr).RunContext(ctx, args)

@@ -6,22 +6,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/mvstack/mvstack/cmd/internal/cmdmain"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mvlab:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdmain.Main("mvlab", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	app := &cli.App{

@@ -4,23 +4,6 @@
 // `mvstatsd rrd` works on the files with rrdtool's commands and syntax.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "github.com/mvstack/mvstack/cmd/internal/cmdmain"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		if _, printed := err.(printedError); printed {
-			os.Exit(1)
-		}
-		fmt.Fprintln(os.Stderr, "mvstatsd:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdmain.Main("mvstatsd", run) }
