@@ -202,7 +202,7 @@ func (v *Volume) undoPartial(ctx context.Context, tg []target, errs []error, off
 func (v *Volume) conclude(ctx context.Context, op string, off, n int64, tg []target, errs []error) error {
 	var fenced, nospc, last error
 	ok := 0
-	var failed []int
+	var failed []int // indexes in tg
 	for k, t := range tg {
 		err := errs[k]
 		switch {
@@ -217,15 +217,15 @@ func (v *Volume) conclude(ctx context.Context, op string, off, n int64, tg []tar
 		case errors.Is(err, syscall.ENOSPC):
 			nospc = err
 		default:
-			failed = append(failed, t.i)
+			failed = append(failed, k)
 			last = err
 		}
 	}
 	if fenced != nil {
 		return fmt.Errorf("%s at %d: %w", op, off, v.setFenced(fenced))
 	}
-	for _, i := range failed {
-		v.leave(i, op, errs[slices.IndexFunc(tg, func(t target) bool { return t.i == i })])
+	for _, k := range failed {
+		v.leave(tg[k].i, op, errs[k])
 	}
 	if n > 0 {
 		v.markDirty(off, n)
