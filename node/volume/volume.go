@@ -149,7 +149,7 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: 64 KiB dirty blocks, a 30 s bound on
-// every replica request, 8 resync workers.
+// every replica request, 32 resync workers.
 func DefaultConfig() Config {
 	return Config{BlockSize: 64 << 10, IOTimeout: 30 * time.Second, ResyncWorkers: 32}
 }
