@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +33,7 @@ import (
 
 	"github.com/mvstack/mvstack/aoe/initiator"
 	"github.com/mvstack/mvstack/aoe/rawlink"
+	"github.com/mvstack/mvstack/bench/fio"
 	"github.com/mvstack/mvstack/bench/report"
 	"github.com/mvstack/mvstack/proto"
 )
@@ -498,34 +498,16 @@ func (b *bench) fio(path string) error {
 }
 
 func runFio(dur time.Duration, engine, target, rw, bs string, qd int, unit string) (float64, error) {
-	args := []string{"--name=b", engine, target, "--rw=" + rw, "--bs=" + bs, fmt.Sprintf("--iodepth=%d", qd),
-		"--time_based", fmt.Sprintf("--runtime=%dms", dur.Milliseconds()), "--output-format=json"}
+	args := []string{engine, target, "--rw=" + rw, "--bs=" + bs, fmt.Sprintf("--iodepth=%d", qd),
+		"--time_based", fmt.Sprintf("--runtime=%dms", dur.Milliseconds())}
 	if !strings.Contains(engine, "nbd") {
 		args = append(args, "--size=256m")
 	}
-	out, err := exec.Command("fio", args...).Output()
-	if err != nil {
-		return 0, fmt.Errorf("fio %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	var res struct {
-		Jobs []struct {
-			Read, Write struct {
-				IOPS float64 `json:"iops"`
-				BW   float64 `json:"bw_bytes"`
-			}
-		}
-	}
-	if i := strings.IndexByte(string(out), '{'); i > 0 {
-		out = out[i:]
-	}
-	if err := json.Unmarshal(out, &res); err != nil || len(res.Jobs) == 0 {
-		return 0, fmt.Errorf("fio output: %v", err)
-	}
-	j := res.Jobs[0]
+	r, err := fio.Run(context.Background(), "", args...)
 	if unit == "MB/s" {
-		return (j.Read.BW + j.Write.BW) / 1e6, nil
+		return r.MBps(), err
 	}
-	return j.Read.IOPS + j.Write.IOPS, nil
+	return r.IOPS, err
 }
 
 // profile runs the selected workloads against our target only, with the

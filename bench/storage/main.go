@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mvstack/mvstack/bench/fio"
 	"github.com/mvstack/mvstack/bench/report"
 	"github.com/mvstack/mvstack/controller/client"
 	"github.com/mvstack/mvstack/controller/rest"
@@ -353,44 +353,17 @@ func (b *bench) attach(ctx context.Context, id string, i int) (string, error) {
 // fio runs one timed job and returns MB/s or IOPS.
 func (b *bench) fio(ctx context.Context, rw, bs, unit string, target ...string) (float64, error) {
 	r, err := b.fioOnce(ctx, rw, bs, append(target, "--time_based", fmt.Sprintf("--runtime=%dms", b.dur.Milliseconds()))...)
-	if err != nil {
-		return 0, err
-	}
 	if unit == "MB/s" {
-		return r.bw / 1e6, nil
+		return r.MBps(), err
 	}
-	return r.iops, nil
+	return r.IOPS, err
 }
 
-type fioResult struct{ bw, iops float64 }
-
-func (b *bench) fioOnce(ctx context.Context, rw, bs string, target ...string) (fioResult, error) {
+func (b *bench) fioOnce(ctx context.Context, rw, bs string, target ...string) (fio.Result, error) {
 	// Dirty pages of the previous run must not be written back during
 	// this one (a buffered local read once stalled for seconds behind it).
 	syscall.Sync()
-	args := append([]string{"--name=b", "--rw=" + rw, "--bs=" + bs, "--iodepth=32", "--output-format=json"}, target...)
-	cmd := exec.CommandContext(ctx, "fio", args...)
-	cmd.Dir = b.work
-	out, err := cmd.Output()
-	if err != nil {
-		return fioResult{}, fmt.Errorf("fio %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	var res struct {
-		Jobs []struct {
-			Read, Write struct {
-				IOPS float64 `json:"iops"`
-				BW   float64 `json:"bw_bytes"`
-			}
-		}
-	}
-	if i := strings.IndexByte(string(out), '{'); i > 0 {
-		out = out[i:]
-	}
-	if err := json.Unmarshal(out, &res); err != nil || len(res.Jobs) == 0 {
-		return fioResult{}, fmt.Errorf("fio output: %v", err)
-	}
-	j := res.Jobs[0]
-	return fioResult{bw: j.Read.BW + j.Write.BW, iops: j.Read.IOPS + j.Write.IOPS}, nil
+	return fio.Run(ctx, b.work, append([]string{"--rw=" + rw, "--bs=" + bs, "--iodepth=32"}, target...)...)
 }
 
 // poll calls fn every 100 ms until it returns true, or until limit.
