@@ -134,10 +134,10 @@ func (m *Manager) pushAll(l *loopState, st snapshot, now time.Time) {
 		clear(l.sent)
 	}
 	for _, id := range slices.Sorted(maps.Keys(want)) {
-		list := m.withheld(st, want[id], l.sent[id], now)
 		if !st.reachable(id) || l.inflight[id] || now.Before(l.retryAt[id]) {
 			continue
 		}
+		list := m.withheld(st, want[id], l.sent[id], now)
 		if prev, ok := l.sent[id]; ok && slices.Equal(prev, list) {
 			continue
 		}
@@ -191,12 +191,15 @@ func (m *Manager) push(l *loopState, id string, mac proto.MAC, list []nodeclient
 func (m *Manager) withheld(st snapshot, list, sent []nodeclient.ReplicaAssignment, now time.Time) []nodeclient.ReplicaAssignment {
 	var out []nodeclient.ReplicaAssignment
 	for i, a := range list {
-		v := st.volume(a.Volume)
-		if v == nil || v.AttachedTo == "" || !a.InSync || now.Sub(v.Updated) >= m.cfg.EpochGrace {
+		if !a.InSync {
 			continue
 		}
 		k := slices.IndexFunc(sent, func(p nodeclient.ReplicaAssignment) bool { return p.Volume == a.Volume })
 		if k < 0 || sent[k].Epoch >= a.Epoch {
+			continue // no raise to hold back
+		}
+		v := st.volume(a.Volume)
+		if v == nil || v.AttachedTo == "" || now.Sub(v.Updated) >= m.cfg.EpochGrace {
 			continue
 		}
 		if out == nil {

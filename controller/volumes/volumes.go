@@ -255,8 +255,7 @@ func (m *Manager) current() (*loopState, error) {
 
 // step does one round of the loop's work at now.
 func (m *Manager) step(l *loopState, now time.Time) {
-	var st snapshot
-	m.cfg.Store.Read(func(s *state.State) { st = takeSnapshot(s) })
+	st := m.read()
 	m.pushAll(l, st, now)
 	m.fenceDead(l, st)
 	m.scheduleRepairs(l, st, now)
