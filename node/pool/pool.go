@@ -807,13 +807,14 @@ func (p *Pool) Resize(id string, size int64) error {
 		return err
 	}
 	defer unlock()
+	old := v.Size()
 	switch {
-	case size < v.size:
-		return fmt.Errorf("pool %s: resize %q to %d bytes: volumes only grow, it has %d: %w", p.path, id, size, v.size, ErrInvalid)
-	case size == v.size:
+	case size < old:
+		return fmt.Errorf("pool %s: resize %q to %d bytes: volumes only grow, it has %d: %w", p.path, id, size, old, ErrInvalid)
+	case size == old:
 		return nil
 	}
-	oldN, newN := p.chunksOf(v.size), p.chunksOf(size)
+	oldN, newN := p.chunksOf(old), p.chunksOf(size)
 	var chunks []uint32
 	if v.thick && newN > oldN {
 		if newN-oldN > int64(len(p.free)) {
@@ -834,8 +835,7 @@ func (p *Pool) Resize(id string, size int64) error {
 	if err := p.writeRecord(v.slot); err != nil {
 		return err
 	}
-	v.size = size
-	v.sizeA.Store(size)
+	v.size.Store(size)
 	v.m.grow(newN)
 	for j, ph := range chunks {
 		v.m.set(oldN+int64(j), ph+1)

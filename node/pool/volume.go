@@ -22,19 +22,19 @@ type Volume struct {
 	// io is held shared by I/O and exclusively by Delete, Resize, Discard
 	// and Close, which change what I/O sees.
 	io   sync.RWMutex
-	size int64 // guarded by io
 	gone error // guarded by io: set when deleted or closed
 	m    chunkMap
-
-	sizeA     atomic.Int64
+	// size changes only under io held exclusively, so I/O holding it
+	// shared sees one value; Size reads it without the lock.
+	size      atomic.Int64
 	allocated atomic.Int64 // chunks
 	epoch     atomic.Uint64
 	inSync    atomic.Bool
 }
 
 func newVolume(p *Pool, slot int, r volRecord) *Volume {
-	v := &Volume{p: p, id: r.ID, slot: slot, serial: r.Serial, thick: r.Thick, size: r.Size}
-	v.sizeA.Store(r.Size)
+	v := &Volume{p: p, id: r.ID, slot: slot, serial: r.Serial, thick: r.Thick}
+	v.size.Store(r.Size)
 	v.epoch.Store(r.Epoch)
 	v.inSync.Store(r.InSync)
 	v.m.grow(p.chunksOf(r.Size))
@@ -48,7 +48,7 @@ func (v *Volume) ID() string { return v.id }
 func (v *Volume) Thick() bool { return v.thick }
 
 // Size is the volume's size in bytes.
-func (v *Volume) Size() int64 { return v.sizeA.Load() }
+func (v *Volume) Size() int64 { return v.size.Load() }
 
 // Allocated is the bytes of chunks the volume holds.
 func (v *Volume) Allocated() int64 { return v.allocated.Load() << v.p.shift }
@@ -100,7 +100,7 @@ func (v *Volume) setRecord(change func(*volRecord), done func()) error {
 }
 
 func (v *Volume) rangeErr(op string, off, n int64) error {
-	return fmt.Errorf("pool %s: volume %q: %s of %d bytes at %d: past the end (%d bytes): %w", v.p.path, v.id, op, n, off, v.size, ErrRange)
+	return fmt.Errorf("pool %s: volume %q: %s of %d bytes at %d: past the end (%d bytes): %w", v.p.path, v.id, op, n, off, v.Size(), ErrRange)
 }
 
 // ReadAt reads len(b) bytes at off; chunks never written read as zeros.
@@ -115,15 +115,16 @@ func (v *Volume) ReadAt(b []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("pool %s: volume %q: read at offset %d: %w", v.p.path, v.id, off, ErrInvalid)
 	}
-	if off >= v.size {
+	size := v.Size()
+	if off >= size {
 		if len(b) == 0 {
 			return 0, nil
 		}
 		return 0, io.EOF
 	}
 	var eof error
-	if int64(len(b)) > v.size-off {
-		b, eof = b[:v.size-off], io.EOF
+	if int64(len(b)) > size-off {
+		b, eof = b[:size-off], io.EOF
 	}
 	n, err := v.rw(b, off, false)
 	if err != nil {
@@ -143,7 +144,7 @@ func (v *Volume) WriteAt(b []byte, off int64) (int, error) {
 	if v.gone != nil {
 		return 0, v.gone
 	}
-	if off < 0 || off > v.size || int64(len(b)) > v.size-off {
+	if size := v.Size(); off < 0 || off > size || int64(len(b)) > size-off {
 		return 0, v.rangeErr("write", off, int64(len(b)))
 	}
 	if len(b) == 0 {
@@ -225,7 +226,8 @@ func (v *Volume) Discard(off, n int64) error {
 	if v.gone != nil {
 		return v.gone
 	}
-	if off < 0 || n < 0 || off > v.size || n > v.size-off {
+	size := v.Size()
+	if off < 0 || n < 0 || off > size || n > size-off {
 		return v.rangeErr("discard", off, n)
 	}
 	if v.thick || n == 0 {
@@ -234,8 +236,8 @@ func (v *Volume) Discard(off, n int64) error {
 	p := v.p
 	first := (off + p.sb.ChunkSize - 1) >> p.shift
 	end := (off + n) >> p.shift
-	if off+n == v.size {
-		end = p.chunksOf(v.size)
+	if off+n == size {
+		end = p.chunksOf(size)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
