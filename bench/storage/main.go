@@ -14,8 +14,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,8 +25,6 @@ import (
 	"github.com/mvstack/mvstack/bench/fio"
 	"github.com/mvstack/mvstack/bench/report"
 	"github.com/mvstack/mvstack/controller/client"
-	"github.com/mvstack/mvstack/controller/rest"
-	"github.com/mvstack/mvstack/proto"
 	"github.com/mvstack/mvstack/test/netns"
 )
 
@@ -203,19 +199,11 @@ func (b *bench) run(dir string) error {
 // start runs the controller and the nodes and points the REST client at
 // the controller through the spare host's namespace.
 func (b *bench) start(ctx context.Context, spare *netns.Host) error {
-	k, err := proto.NewKey(1)
+	key, tok, tokFile, err := netns.ClusterFiles(b.work)
 	if err != nil {
 		return err
 	}
-	b.key = filepath.Join(b.work, "cluster.key")
-	if err := proto.WriteKeyFile(b.key, k); err != nil {
-		return err
-	}
-	tok, _, _ := rest.NewToken()
-	tokFile := filepath.Join(b.work, "admin.token")
-	if err := os.WriteFile(tokFile, []byte(tok+"\n"), 0o600); err != nil {
-		return err
-	}
+	b.key = key
 	h := b.ctl
 	p, err := h.StartProcess(b.bin["mvcontroller"], "serve", "--id", "c1", "--raft-addr", h.IPv4.String()+":7000",
 		"--http-addr", h.IPv4.String()+":8080", "--data-dir", filepath.Join(b.work, "c1"),
@@ -246,15 +234,7 @@ func (b *bench) start(ctx context.Context, spare *netns.Host) error {
 		}
 	}
 	b.api = client.New("http://"+h.IPv4.String()+":8080", tok)
-	b.api.HTTP = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-			err = spare.Do(func() error {
-				var d net.Dialer
-				c, err = d.DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
-		}}}
+	b.api.HTTP = spare.HTTPClient(60 * time.Second)
 	return poll(ctx, time.Minute, func() (bool, error) {
 		d, err := b.disks(ctx)
 		return len(d) == 2*nodes, err

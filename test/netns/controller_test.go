@@ -52,7 +52,7 @@ func newCtlLab(t *testing.T) *ctlLab {
 	key, tok, tokFile := clusterFiles(t, dir)
 	cl := &ctlLab{t: t, lab: lab, bin: bin, key: key, token: tok,
 		ctls: lab.Hosts[:ctlReplicas], nodes: lab.Hosts[ctlReplicas : ctlReplicas+ctlNodes], spare: lab.Hosts[ctlReplicas+ctlNodes]}
-	cl.http = httpFrom(cl.spare, 2*time.Second)
+	cl.http = cl.spare.HTTPClient(2 * time.Second)
 	var boot []string
 	for i, h := range cl.ctls {
 		boot = append(boot, "--bootstrap", fmt.Sprintf("c%d=%s:7000/%s:8080", i+1, h.IPv4, h.IPv4))

@@ -57,7 +57,7 @@ func newStorageLab(t *testing.T) *storageLab {
 	sl := &storageLab{t: t, lab: lab, bin: bin, dir: dir, key: key, token: tok, ctl: lab.Hosts[0],
 		nodes: lab.Hosts[1 : 1+storageNodes], spare: lab.Hosts[1+storageNodes], work: t.TempDir()}
 	sl.nproc = make([]*netns.Process, storageNodes)
-	sl.http = httpFrom(sl.spare, 30*time.Second)
+	sl.http = sl.spare.HTTPClient(30 * time.Second)
 	for i := range sl.nodes {
 		// A sparse file stands in for each node's drive.
 		f := filepath.Join(dir, fmt.Sprintf("n%d-drive0.img", i+1))
