@@ -14,22 +14,31 @@ import (
 )
 
 // snapshot is what the manager reads of the state. The values behind the
-// pointers never change (Apply replaces them), so a copy of the maps is
-// a consistent view.
+// pointers never change (Apply replaces them), so copies of the map and
+// slices are a consistent view.
 type snapshot struct {
 	nodes      map[string]*state.Node
-	datastores map[string]*state.Datastore
-	volumes    []*state.Volume // in id order
+	datastores []*state.Datastore // in id order
+	volumes    []*state.Volume    // in id order
 }
 
 func takeSnapshot(s *state.State) snapshot {
-	return snapshot{nodes: maps.Clone(s.Nodes), datastores: maps.Clone(s.Datastores), volumes: s.SortedVolumes()}
+	return snapshot{nodes: maps.Clone(s.Nodes), datastores: s.SortedDatastores(), volumes: s.SortedVolumes()}
 }
 
 func (st snapshot) volume(id string) *state.Volume {
 	for _, v := range st.volumes {
 		if v.ID == id {
 			return v
+		}
+	}
+	return nil
+}
+
+func (st snapshot) datastore(id string) *state.Datastore {
+	for _, d := range st.datastores {
+		if d.ID == id {
+			return d
 		}
 	}
 	return nil

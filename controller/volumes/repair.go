@@ -93,8 +93,8 @@ func (st snapshot) repairable(k repairKey) (why string, wait bool) {
 func (m *Manager) scheduleRepairs(l *loopState, st snapshot, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, id := range sortedKeys(st.datastores) {
-		ds := st.datastores[id]
+	for _, ds := range st.datastores {
+		id := ds.ID
 		if ds.TriggerRepair != state.RepairPeriodic || ds.PeriodicRepairSec <= 0 {
 			continue
 		}
@@ -147,7 +147,7 @@ func (m *Manager) drain(l *loopState, st snapshot) []RepairStarted {
 			continue
 		}
 		v := st.volume(k.volume)
-		ds := st.datastores[v.Datastore]
+		ds := st.datastore(v.Datastore)
 		limit := 1
 		if ds != nil {
 			limit = max(ds.NumOfRepairs, 1)
@@ -200,7 +200,7 @@ func (m *Manager) repair(l *loopState, v state.Volume, node, repairer string, fu
 		m.log.Info("repair done", "volume", v.ID, "node", node, "repairer", repairer, "full", rep.Full,
 			"blocks", rep.Blocks, "bytes", rep.Bytes, "duration", rep.Duration, "epoch", rep.Epoch)
 	}
-	ctx, cancel := context.WithTimeout(l.ctx, m.cfg.CallTimeout)
+	ctx, cancel := m.callCtx(l.ctx)
 	defer cancel()
 	if _, err := m.apply(ctx, state.RecordRepair{At: m.now().UTC(), Volume: v.ID, Repair: rec}); err != nil {
 		m.log.Warn("recording a repair failed", "volume", v.ID, "err", err)
@@ -263,18 +263,4 @@ func (m *Manager) Repair(ctx context.Context, volume string) (RepairResult, erro
 		}
 	}
 	return out, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.SortFunc(out, func(a, b string) int {
-		if len(a) != len(b) {
-			return len(a) - len(b)
-		}
-		return strings.Compare(a, b)
-	})
-	return out
 }
