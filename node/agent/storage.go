@@ -73,11 +73,16 @@ type storage struct {
 // initiator, opens the pools found on the node's drives and exports the
 // replicas the state directory remembers. Without an AoE link (tests on an
 // injected Link) the role only refuses.
-func (a *Agent) startStorage() error {
+func (a *Agent) startStorage() (err error) {
 	s := &storage{a: a, log: a.log, pools: map[string]*pool.Pool{}, replicas: map[string]*served{},
 		attached: map[string]*attachment{}, busy: map[string]string{}, reports: map[string]nodeclient.ResyncReport{}}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	a.storage = s
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
 	s.link = a.cfg.AoELink
 	if s.link == nil {
 		if a.cfg.Link != nil {
@@ -98,7 +103,6 @@ func (a *Agent) startStorage() error {
 	for _, x := range a.cfg.Exports {
 		b, err := target.OpenFile(x.Path, target.FileOptions{ReadOnly: x.ReadOnly})
 		if err != nil {
-			s.close()
 			return fmt.Errorf("export %d.%d: %w", x.Shelf, x.Slot, err)
 		}
 		s.files = append(s.files, b)
@@ -112,19 +116,16 @@ func (a *Agent) startStorage() error {
 	tcfg.Logger = a.log
 	srv, err := target.NewServer(s.link, tcfg, exports...)
 	if err != nil {
-		s.close()
 		return err
 	}
 	s.srv = srv
 	if s.detach, err = a.set.Attach(exportsSource(srv)); err != nil {
-		s.close()
 		return err
 	}
 	s.ilink = a.cfg.InitiatorLink
 	if s.ilink == nil && a.cfg.Link == nil {
 		l, err := rawlink.Open(a.cfg.Iface, proto.EtherTypeAoE)
 		if err != nil {
-			s.close()
 			return fmt.Errorf("initiator: %w", err)
 		}
 		s.ilink = l
@@ -137,7 +138,6 @@ func (a *Agent) startStorage() error {
 		// failed replica's writes past the point where the volume gives up.
 		icfg.RequestTimeout = max(time.Duration(a.cfg.VolumeIOTimeout), icfg.MaxRTO)
 		if s.in, err = initiator.New(icfg); err != nil {
-			s.close()
 			return fmt.Errorf("initiator: %w", err)
 		}
 	}
