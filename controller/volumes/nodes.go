@@ -61,9 +61,7 @@ func (m *Manager) SetInSync(ctx context.Context, from proto.MAC, req nodeclient.
 	m.log.Info("volume in-sync set changed by a node", "volume", nv.ID, "node", from.NodeID(),
 		"in_sync", strings.Join(nv.InSync, ","), "epoch", nv.Epoch)
 	m.wake() // the replicas' assignments carry the new epoch and flags
-	var sp nodeclient.VolumeSpec
-	m.cfg.Store.Read(func(s *state.State) { sp = Spec(s, &nv) })
-	return sp, nil
+	return m.read().spec(&nv), nil
 }
 
 // Volume answers nodeclient.MethodVolume from this replica's state (a
