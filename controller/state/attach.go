@@ -69,9 +69,9 @@ var (
 )
 
 func (s *State) attachVolume(c AttachVolume) (any, error) {
-	v, ok := s.Volumes[c.Volume]
-	if !ok {
-		return nil, fmt.Errorf("%w: volume %q", ErrNotFound, c.Volume)
+	v, err := s.volume(c.Volume)
+	if err != nil {
+		return nil, err
 	}
 	n, ok := s.Nodes[c.Node]
 	switch {
@@ -101,9 +101,9 @@ func (s *State) attachVolume(c AttachVolume) (any, error) {
 }
 
 func (s *State) detachVolume(c DetachVolume) (any, error) {
-	v, ok := s.Volumes[c.Volume]
-	if !ok {
-		return nil, fmt.Errorf("%w: volume %q", ErrNotFound, c.Volume)
+	v, err := s.volume(c.Volume)
+	if err != nil {
+		return nil, err
 	}
 	if v.AttachedTo == "" || (c.Node != "" && v.AttachedTo != c.Node) {
 		return *v, nil
@@ -116,9 +116,9 @@ func (s *State) detachVolume(c DetachVolume) (any, error) {
 }
 
 func (s *State) recordRepair(c RecordRepair) (any, error) {
-	v, ok := s.Volumes[c.Volume]
-	if !ok {
-		return nil, fmt.Errorf("%w: volume %q", ErrNotFound, c.Volume)
+	v, err := s.volume(c.Volume)
+	if err != nil {
+		return nil, err
 	}
 	m := *v
 	r := c.Repair

@@ -329,6 +329,14 @@ func (s *State) SortedDatastores() []*Datastore {
 	return out
 }
 
+// volume is volume id, or ErrNotFound naming it.
+func (s *State) volume(id string) (*Volume, error) {
+	if v, ok := s.Volumes[id]; ok {
+		return v, nil
+	}
+	return nil, fmt.Errorf("%w: volume %q", ErrNotFound, id)
+}
+
 // SortedVolumes returns the volumes in id order.
 func (s *State) SortedVolumes() []*Volume {
 	out := make([]*Volume, 0, len(s.Volumes))
@@ -639,9 +647,9 @@ func (s *State) createVolume(c CreateVolume) (any, error) {
 }
 
 func (s *State) resizeVolume(c ResizeVolume) (any, error) {
-	v, ok := s.Volumes[c.ID]
-	if !ok {
-		return nil, fmt.Errorf("%w: volume %q", ErrNotFound, c.ID)
+	v, err := s.volume(c.ID)
+	if err != nil {
+		return nil, err
 	}
 	if c.SizeMB <= v.SizeMB {
 		return nil, fieldErr("size_mb", fmt.Errorf("%w: size_mb %d: volumes only grow (now %d MB)", ErrInvalid, c.SizeMB, v.SizeMB))
@@ -667,9 +675,9 @@ func (s *State) resizeVolume(c ResizeVolume) (any, error) {
 }
 
 func (s *State) deleteVolume(c DeleteVolume) (any, error) {
-	v, ok := s.Volumes[c.ID]
-	if !ok {
-		return nil, fmt.Errorf("%w: volume %q", ErrNotFound, c.ID)
+	v, err := s.volume(c.ID)
+	if err != nil {
+		return nil, err
 	}
 	if v.AttachedTo != "" {
 		return nil, fmt.Errorf("%w: volume %s (%s) is attached to node %s: detach it first", ErrInvalid, v.ID, v.Name, v.AttachedTo)
@@ -684,9 +692,9 @@ func (s *State) deleteVolume(c DeleteVolume) (any, error) {
 var ErrStaleEpoch = fmt.Errorf("%w: stale epoch", ErrInvalid)
 
 func (s *State) setVolumeEpoch(c SetVolumeEpoch) (any, error) {
-	v, ok := s.Volumes[c.Volume]
-	if !ok {
-		return nil, fmt.Errorf("%w: volume %q", ErrNotFound, c.Volume)
+	v, err := s.volume(c.Volume)
+	if err != nil {
+		return nil, err
 	}
 	if c.Epoch <= v.Epoch {
 		return nil, fmt.Errorf("%w: volume %s: epoch %d is not above the current %d (epochs never go back)", ErrStaleEpoch, v.ID, c.Epoch, v.Epoch)
@@ -699,9 +707,9 @@ func (s *State) setVolumeEpoch(c SetVolumeEpoch) (any, error) {
 }
 
 func (s *State) setInSync(c SetInSync) (any, error) {
-	v, ok := s.Volumes[c.Volume]
-	if !ok {
-		return nil, fmt.Errorf("%w: volume %q", ErrNotFound, c.Volume)
+	v, err := s.volume(c.Volume)
+	if err != nil {
+		return nil, err
 	}
 	if c.Epoch != v.Epoch {
 		return nil, fmt.Errorf("%w: volume %s: the change was decided at epoch %d, the volume is at %d", ErrStaleEpoch, v.ID, c.Epoch, v.Epoch)
