@@ -235,10 +235,7 @@ func (s *storage) attach(ctx context.Context, _ proto.MAC, req nodeclient.Attach
 	}
 	v, err := volume.Open(ctx, cfg)
 	if err != nil {
-		if errors.Is(err, volume.ErrFenced) {
-			err = fmt.Errorf("%w: %w", nodeclient.ErrStaleEpoch, err)
-		}
-		return nodeclient.VolumeStatus{}, err
+		return nodeclient.VolumeStatus{}, staleIfFenced(err)
 	}
 	ln, err := listenUnix(socket)
 	if err != nil {
@@ -267,6 +264,16 @@ func (s *storage) attach(ctx context.Context, _ proto.MAC, req nodeclient.Attach
 	s.mu.Unlock()
 	s.log.Info("volume attached", "volume", id, "socket", socket, "epoch", v.Epoch(), "in_sync", v.Status().InSync)
 	return s.status(id), nil
+}
+
+// staleIfFenced makes a fenced volume's error match
+// nodeclient.ErrStaleEpoch, as the controller expects of a client whose
+// epoch is not current.
+func staleIfFenced(err error) error {
+	if errors.Is(err, volume.ErrFenced) {
+		return fmt.Errorf("%w: %w", nodeclient.ErrStaleEpoch, err)
+	}
+	return err
 }
 
 // listenUnix listens on a unix socket at path, replacing a stale socket
@@ -357,10 +364,7 @@ func (s *storage) repair(ctx context.Context, _ proto.MAC, req nodeclient.Repair
 	}
 	rep, err := v.Resync(rctx, req.Node)
 	if err != nil {
-		if errors.Is(err, volume.ErrFenced) {
-			err = fmt.Errorf("%w: %w", nodeclient.ErrStaleEpoch, err)
-		}
-		return nodeclient.ResyncReport{}, err
+		return nodeclient.ResyncReport{}, staleIfFenced(err)
 	}
 	out := nodeclient.ResyncReport{Volume: id, Node: req.Node, Full: rep.Full, Dirty: rep.Dirty, Blocks: rep.Blocks,
 		Bytes: rep.Bytes, Duration: rep.Duration, Epoch: rep.Epoch, At: rep.At}
