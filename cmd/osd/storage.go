@@ -24,6 +24,11 @@ func storageCommands(ctx context.Context, stdout io.Writer, withOut func(...cli.
 		}
 		return print(c, stdout, v)
 	}
+	// volumeAction posts in to an action route of the --id volume
+	// (attach, detach, repair, fence) and shows the answer.
+	volumeAction := func(c *cli.Context, action string, in any) error {
+		return show(c, "POST", "/api/volumes/"+url.PathEscape(c.String("id"))+"/"+action, in)
+	}
 	showList := func(c *cli.Context, path string, q url.Values) error {
 		v, err := get(ctx, c, "GET", path+"?"+q.Encode(), nil)
 		if err != nil {
@@ -213,7 +218,7 @@ func storageCommands(ctx context.Context, stdout io.Writer, withOut func(...cli.
 				if c.Bool("force") {
 					body["force"] = true
 				}
-				return show(c, "POST", "/api/volumes/"+url.PathEscape(c.String("id"))+"/attach", body)
+				return volumeAction(c, "attach", body)
 			},
 		},
 		{
@@ -221,7 +226,7 @@ func storageCommands(ctx context.Context, stdout io.Writer, withOut func(...cli.
 			Description: "Detach a volume: its node closes it.\n\nExample:\n  osd detach_volume --id=3",
 			Flags:       withOut(id("The volume id.")),
 			Action: func(c *cli.Context) error {
-				return show(c, "POST", "/api/volumes/"+url.PathEscape(c.String("id"))+"/detach", map[string]any{})
+				return volumeAction(c, "detach", map[string]any{})
 			},
 		},
 		{
@@ -250,7 +255,7 @@ func storageCommands(ctx context.Context, stdout io.Writer, withOut func(...cli.
 				"Example:\n  osd repair_volume --id=3",
 			Flags: withOut(id("The volume id.")),
 			Action: func(c *cli.Context) error {
-				return show(c, "POST", "/api/volumes/"+url.PathEscape(c.String("id"))+"/repair", map[string]any{})
+				return volumeAction(c, "repair", map[string]any{})
 			},
 		},
 		{
@@ -259,7 +264,7 @@ func storageCommands(ctx context.Context, stdout io.Writer, withOut func(...cli.
 				"Example:\n  osd fence_volume --id=3 --node=7a77f9af",
 			Flags: withOut(id("The volume id."), &cli.StringFlag{Name: "node", Required: true, Usage: "The node id to fence off."}),
 			Action: func(c *cli.Context) error {
-				return show(c, "POST", "/api/volumes/"+url.PathEscape(c.String("id"))+"/fence", map[string]any{"node": c.String("node")})
+				return volumeAction(c, "fence", map[string]any{"node": c.String("node")})
 			},
 		},
 	}
