@@ -164,9 +164,7 @@ func (s *storage) volumeConfig(spec nodeclient.VolumeSpec) (volume.Config, error
 	cfg.Controller = ctlClient{s.a}
 	cfg.IOTimeout = time.Duration(s.a.cfg.VolumeIOTimeout)
 	cfg.Logger = s.log
-	if s.in != nil {
-		cfg.Initiator = s.in
-	}
+	cfg.Initiator = s.in
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range spec.Replicas {
