@@ -395,10 +395,7 @@ func (v *Volume) openInSync(ctx context.Context, r *replica) error {
 // paths and size.
 func (v *Volume) openReplica(ctx context.Context, r *replica) error {
 	if r.dev != nil {
-		if r.dev.Size() < v.cfg.Size {
-			return fmt.Errorf("size %d is below the volume's %d", r.dev.Size(), v.cfg.Size)
-		}
-		return nil
+		return v.checkSize(r.dev)
 	}
 	d, err := v.in.Open(ctx, r.cfg.Shelf, r.cfg.Slot)
 	if err != nil {
@@ -407,18 +404,29 @@ func (v *Volume) openReplica(ctx context.Context, r *replica) error {
 	if r.cfg.MAC != (proto.MAC{}) {
 		for _, p := range d.Paths() {
 			if p.MAC != r.cfg.MAC {
-				d.Close()
-				return fmt.Errorf("answered by %v, not only by %v", p.MAC, r.cfg.MAC)
+				err = fmt.Errorf("answered by %v, not only by %v", p.MAC, r.cfg.MAC)
+				break
 			}
 		}
 	}
-	if d.Size() < v.cfg.Size {
+	if err == nil {
+		err = v.checkSize(d)
+	}
+	if err != nil {
 		d.Close()
-		return fmt.Errorf("size %d is below the volume's %d", d.Size(), v.cfg.Size)
+		return err
 	}
 	v.mu.Lock()
 	r.dev, r.owned = d, d
 	v.mu.Unlock()
+	return nil
+}
+
+// checkSize refuses a replica smaller than the volume.
+func (v *Volume) checkSize(d Device) error {
+	if d.Size() < v.cfg.Size {
+		return fmt.Errorf("size %d is below the volume's %d", d.Size(), v.cfg.Size)
+	}
 	return nil
 }
 
