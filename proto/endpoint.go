@@ -128,8 +128,7 @@ type Endpoint struct {
 	bufs bufPool // reassembly buffers handlers released
 
 	hmu      sync.RWMutex
-	handlers map[string]Handler
-	inline   map[string]bool // methods whose handler runs on the read loop
+	handlers map[string]handlerEntry
 
 	mu          sync.Mutex
 	peers       map[MAC]*peer
@@ -209,8 +208,7 @@ func NewEndpoint(link Link, cfg Config) (*Endpoint, error) {
 		log:         log.With("mac", link.Addr().String()),
 		addr:        link.Addr(),
 		epoch:       epoch,
-		handlers:    make(map[string]Handler),
-		inline:      make(map[string]bool),
+		handlers:    make(map[string]handlerEntry),
 		peers:       make(map[MAC]*peer),
 		discoveries: make(map[uint64]*discovery),
 		replay:      make(map[peerEpoch]*replayWindow),
@@ -249,8 +247,7 @@ func (e *Endpoint) Handle(method string, h Handler) {
 		panic(fmt.Sprintf("proto: method name %q must be 1 to %d bytes", method, MaxMethodLen))
 	}
 	e.hmu.Lock()
-	e.handlers[method] = h
-	delete(e.inline, method)
+	e.handlers[method] = handlerEntry{h: h}
 	e.hmu.Unlock()
 }
 
@@ -262,17 +259,18 @@ func (e *Endpoint) Handle(method string, h Handler) {
 func (e *Endpoint) HandleInline(method string, h Handler) {
 	e.Handle(method, h)
 	e.hmu.Lock()
-	e.inline[method] = true
+	e.handlers[method] = handlerEntry{h: h, inline: true}
 	e.hmu.Unlock()
 }
 
-func (e *Endpoint) isInline(method string) bool {
-	e.hmu.RLock()
-	defer e.hmu.RUnlock()
-	return e.inline[method]
+// handlerEntry is a registered handler, and whether it runs on the read
+// loop (HandleInline).
+type handlerEntry struct {
+	h      Handler
+	inline bool
 }
 
-func (e *Endpoint) handler(method string) Handler {
+func (e *Endpoint) handler(method string) handlerEntry {
 	e.hmu.RLock()
 	defer e.hmu.RUnlock()
 	return e.handlers[method]
@@ -700,6 +698,7 @@ func (e *Endpoint) drop(r DropReason) { e.stats.drops[r].Add(1) }
 type job struct {
 	p *peer
 	m message
+	h Handler // nil: the method is unknown
 }
 
 // maxIdleWorkers is how many handler goroutines may wait for the next
@@ -708,19 +707,19 @@ type job struct {
 const maxIdleWorkers = 16
 
 // startServe runs the handler of m on an idle worker, or on a new one.
-func (e *Endpoint) startServe(p *peer, m message) {
+func (e *Endpoint) startServe(p *peer, m message, h Handler) {
 	select {
-	case e.jobs <- job{p, m}:
+	case e.jobs <- job{p, m, h}:
 	default:
 		e.wg.Add(1)
-		go e.worker(job{p, m})
+		go e.worker(job{p, m, h})
 	}
 }
 
 func (e *Endpoint) worker(j job) {
 	defer e.wg.Done()
 	for {
-		e.serve(j.p, j.m)
+		e.serve(j.p, j.m, j.h)
 		j = job{}
 		if e.idleWorkers.Add(1) > maxIdleWorkers {
 			e.idleWorkers.Add(-1)
@@ -736,10 +735,10 @@ func (e *Endpoint) worker(j job) {
 	}
 }
 
-// serve runs the handler of a request or one-way message that arrived on
+// serve runs h, the handler of a request or one-way message that arrived on
 // p's stream, and queues the answer.
-func (e *Endpoint) serve(p *peer, m message) {
-	out := e.run(p.mac, m, false)
+func (e *Endpoint) serve(p *peer, m message, h Handler) {
+	out := e.run(p.mac, m, false, h)
 	if m.kind == kindOneway {
 		return
 	}
@@ -750,9 +749,9 @@ func (e *Endpoint) serve(p *peer, m message) {
 	p.enqueue(newOutMsg(out))
 }
 
-// run calls the handler of m and returns the answer message.
-func (e *Endpoint) run(from MAC, m message, broadcast bool) message {
-	h := e.handler(m.method)
+// run calls h, the handler of m's method (nil when there is none), and
+// returns the answer message.
+func (e *Endpoint) run(from MAC, m message, broadcast bool, h Handler) message {
 	if h == nil {
 		e.bufs.put(m.buf)
 		return message{kind: kindError, id: m.id, code: CodeUnknownMethod, payload: fmt.Appendf(nil, "unknown method %q", m.method)}
@@ -888,7 +887,7 @@ func (e *Endpoint) onBcast(h Header, body []byte, src, dst MAC) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		out := e.run(src, m, true)
+		out := e.run(src, m, true, e.handler(m.method).h)
 		data := out.appendTo(nil)
 		if len(data) > e.link.MTU()-HeaderLen-TagLen {
 			out = message{kind: kindError, id: m.id, code: CodeTooLarge, payload: []byte("discovery answer does not fit one frame")}

@@ -645,12 +645,13 @@ func (p *peer) refuseTooLarge(first []byte) {
 func (p *peer) dispatch(m message) {
 	switch m.kind {
 	case kindRequest, kindOneway:
-		if p.e.isInline(m.method) {
-			p.e.serve(p, m)
+		ent := p.e.handler(m.method)
+		if ent.inline {
+			p.e.serve(p, m, ent.h)
 			return
 		}
 		p.e.handedOff = true
-		p.e.startServe(p, m)
+		p.e.startServe(p, m, ent.h)
 	case kindResponse, kindError:
 		p.mu.Lock()
 		c := p.calls[m.id]
