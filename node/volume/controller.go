@@ -53,7 +53,8 @@ func (v *Volume) settle(ctx context.Context) error {
 	return nil
 }
 
-// inSyncNodes lists the nodes of the replicas in state s.
+// nodesLocked lists, sorted, the nodes of the replicas in state s; v.mu is
+// held.
 func (v *Volume) nodesLocked(s state) []string {
 	var out []string
 	for _, r := range v.reps {
