@@ -89,7 +89,7 @@ func (v *Volume) Resync(ctx context.Context, node string) (Report, error) {
 		return rep, fmt.Errorf("volume %s: resync: the replica on %s is %v, not stale", v.cfg.ID, node, r.state)
 	}
 	v.resyncOf = node
-	old := r.owned
+	old := r.owned // nil for a given Device: the volume never owns one
 	if r.cfg.Device == nil {
 		// The old device's paths may be dead (the node restarted): open
 		// the replica afresh.
@@ -105,7 +105,7 @@ func (v *Volume) Resync(ctx context.Context, node string) (Report, error) {
 		}
 		v.mu.Unlock()
 	}()
-	if old != nil && r.cfg.Device == nil {
+	if old != nil {
 		old.Close()
 	}
 	if err := v.openReplica(ctx, r); err != nil {
