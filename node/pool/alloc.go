@@ -1,7 +1,5 @@
 package pool
 
-import "slices"
-
 // Allocation is a group commit: a writer that needs chunks queues a
 // request; one writer at a time leads, taking every queued request under
 // the pool's lock, writing the table blocks they touch once (each write
@@ -110,20 +108,13 @@ func (p *Pool) allocBatch(batch []*allocReq) {
 	if len(chunks) == 0 {
 		return
 	}
-	blks := make([]int64, 0, len(chunks))
-	for _, ph := range chunks {
-		blks = append(blks, int64(ph)/perBlock)
-	}
-	slices.Sort(blks)
-	for _, blk := range slices.Compact(blks) {
-		if err := p.writeChunkBlock(blk); err != nil {
-			for _, r := range batch {
-				if r.err == nil {
-					r.err = err
-				}
+	if err := p.writeChunkBlocks(chunks); err != nil {
+		for _, r := range batch {
+			if r.err == nil {
+				r.err = err
 			}
-			return
 		}
+		return
 	}
 	for _, r := range batch {
 		for i, l := range r.granted {

@@ -513,9 +513,17 @@ func (p *Pool) writeChunkBlock(blk int64) error {
 // setEntries changes the entries of chunks and writes each touched table
 // block once.
 func (p *Pool) setEntries(chunks []uint32, e func(i int) entry) error {
-	var blks []int64
 	for i, ph := range chunks {
 		p.entries[ph] = e(i)
+	}
+	return p.writeChunkBlocks(chunks)
+}
+
+// writeChunkBlocks writes each table block holding an entry of chunks
+// once.
+func (p *Pool) writeChunkBlocks(chunks []uint32) error {
+	blks := make([]int64, 0, len(chunks))
+	for _, ph := range chunks {
 		blks = append(blks, int64(ph)/perBlock)
 	}
 	slices.Sort(blks)
