@@ -224,7 +224,7 @@ func powerLoss(t *testing.T, seed uint64, every int) {
 	const driveSize = 3 * MiB
 	img := make([]byte, driveSize)
 	d := newMemDrive(img)
-	if err := format(d, "mem", FormatOptions{ChunkSize: 64 * KiB, MaxVolumes: 4}); err != nil {
+	if err := format(d, FormatOptions{ChunkSize: 64 * KiB, MaxVolumes: 4}); err != nil {
 		t.Fatal(err)
 	}
 	d.Sync()

@@ -97,7 +97,7 @@ func FuzzChunkBlock(f *testing.F) {
 // volume, and a deleted one.
 func fuzzImage(t testing.TB) []byte {
 	d := newMemDrive(make([]byte, MiB))
-	if err := format(d, "fuzz", FormatOptions{ChunkSize: 64 * KiB, MaxVolumes: 3}); err != nil {
+	if err := format(d, FormatOptions{ChunkSize: 64 * KiB, MaxVolumes: 3}); err != nil {
 		t.Fatal(err)
 	}
 	p, err := open(d, "fuzz")

@@ -96,63 +96,69 @@ func readHead(d drive) ([]byte, error) {
 // Format zeroes the whole pool area (hole punching or BLKZEROOUT), so no
 // earlier contents can ever be read through a volume.
 func Format(path string, opts FormatOptions) error {
+	if err := formatPath(path, opts); err != nil {
+		return fmt.Errorf("pool: format %s: %w", path, err)
+	}
+	return nil
+}
+
+func formatPath(path string, opts FormatOptions) error {
 	opts, err := opts.withDefaults()
 	if err != nil {
-		return fmt.Errorf("pool: format %s: %w", path, err)
+		return err
 	}
 	d, err := openDrive(path, os.O_RDWR)
 	if err != nil {
-		return fmt.Errorf("pool: format %s: %w", path, err)
+		return err
 	}
 	defer d.Close()
 	if err := lockDrive(d); err != nil {
-		return fmt.Errorf("pool: format %s: %w", path, err)
+		return err
 	}
-	return format(d, path, opts)
+	return format(d, opts)
 }
 
-func format(d drive, path string, opts FormatOptions) error {
+// format writes an empty pool onto d (see Format); its errors do not name
+// the drive.
+func format(d drive, opts FormatOptions) error {
 	head, err := readHead(d)
 	if err != nil {
-		return fmt.Errorf("pool: format %s: %w", path, err)
+		return err
 	}
 	if !opts.Force {
 		for c := range 2 {
 			b := head[c*blockSize : min(len(head), (c+1)*blockSize)]
 			if len(b) >= 4 && string(b[:4]) == string(magic[:]) {
-				return fmt.Errorf("pool: format %s: %w (Force overwrites it)", path, ErrPoolExists)
+				return fmt.Errorf("%w (Force overwrites it)", ErrPoolExists)
 			}
 		}
 		if !allZero(head) {
-			return fmt.Errorf("pool: format %s: first %d bytes are not all zero: %w (Force overwrites it)", path, len(head), ErrNotBlank)
+			return fmt.Errorf("first %d bytes are not all zero: %w (Force overwrites it)", len(head), ErrNotBlank)
 		}
 	}
 	sb, ok := fitLayout(d.Size(), opts.ChunkSize, opts.MaxVolumes)
 	if !ok {
 		need := layoutFor(opts.ChunkSize, opts.MaxVolumes, 1).PoolSize
-		return fmt.Errorf("pool: format %s: drive of %d bytes holds no chunk of %d bytes beside its tables (needs %d bytes): %w",
-			path, d.Size(), opts.ChunkSize, need, ErrInvalid)
+		return fmt.Errorf("drive of %d bytes holds no chunk of %d bytes beside its tables (needs %d bytes): %w",
+			d.Size(), opts.ChunkSize, need, ErrInvalid)
 	}
 	if _, err := rand.Read(sb.UUID[:]); err != nil {
-		return fmt.Errorf("pool: format %s: %w", path, err)
+		return err
 	}
 	// Tables and data first, superblocks last: a format cut short leaves
 	// a drive that is no pool, never a pool with stale contents.
 	if err := d.Zero(0, sb.PoolSize); err != nil {
-		return fmt.Errorf("pool: format %s: zero %d bytes: %w", path, sb.PoolSize, err)
+		return fmt.Errorf("zero %d bytes: %w", sb.PoolSize, err)
 	}
 	if err := d.Flush(); err != nil {
-		return fmt.Errorf("pool: format %s: %w", path, err)
+		return err
 	}
 	for c := range uint64(2) {
 		if _, err := d.WriteAt(sb.marshal(c), int64(c)*blockSize); err != nil {
-			return fmt.Errorf("pool: format %s: write superblock: %w", path, err)
+			return fmt.Errorf("write superblock: %w", err)
 		}
 	}
-	if err := d.Flush(); err != nil {
-		return fmt.Errorf("pool: format %s: %w", path, err)
-	}
-	return nil
+	return d.Flush()
 }
 
 func lockDrive(d drive) error {
