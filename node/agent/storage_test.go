@@ -202,9 +202,9 @@ func (r *storageRig) assignBoth(t *testing.T) {
 	}
 }
 
-// probe reads shelf 1000 slot slot from the switch as another initiator
-// registered at epoch: what the replica holds.
-func (r *storageRig) probe(t *testing.T, slot uint8, epoch uint64, off int64, n int) []byte {
+// probeDevice opens shelf 1000 slot slot from the switch as another
+// initiator registered at epoch, and returns it with its close.
+func (r *storageRig) probeDevice(t *testing.T, slot uint8, epoch uint64) (*initiator.Device, func()) {
 	t.Helper()
 	icfg := initiator.DefaultConfig()
 	icfg.Links = []proto.Link{r.sw.Link(probeMAC, proto.EtherTypeAoE)}
@@ -212,15 +212,25 @@ func (r *storageRig) probe(t *testing.T, slot uint8, epoch uint64, off int64, n 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer in.Close()
 	d, err := in.Open(ctx(t), 1000, slot)
 	if err != nil {
+		in.Close()
 		t.Fatalf("opening 1000.%d: %v", slot, err)
 	}
-	defer d.Close()
+	closeAll := func() { d.Close(); in.Close() }
 	if err := d.SetEpoch(ctx(t), epoch); err != nil {
+		closeAll()
 		t.Fatalf("registering at %d on 1000.%d: %v", epoch, slot, err)
 	}
+	return d, closeAll
+}
+
+// probe reads shelf 1000 slot slot from the switch as another initiator
+// registered at epoch: what the replica holds.
+func (r *storageRig) probe(t *testing.T, slot uint8, epoch uint64, off int64, n int) []byte {
+	t.Helper()
+	d, closeAll := r.probeDevice(t, slot, epoch)
+	defer closeAll()
 	p := make([]byte, n)
 	if _, err := d.ReadAtContext(ctx(t), p, off); err != nil {
 		t.Fatalf("reading 1000.%d: %v", slot, err)
@@ -370,21 +380,8 @@ func TestStorageDriveSafetyAndRestart(t *testing.T) {
 	}
 	write := func(fill byte) {
 		t.Helper()
-		icfg := initiator.DefaultConfig()
-		icfg.Links = []proto.Link{r.sw.Link(probeMAC, proto.EtherTypeAoE)}
-		in, err := initiator.New(icfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer in.Close()
-		d, err := in.Open(ctx(t), 1000, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Close()
-		if err := d.SetEpoch(ctx(t), 1); err != nil {
-			t.Fatal(err)
-		}
+		d, closeAll := r.probeDevice(t, 0, 1)
+		defer closeAll()
 		if _, err := d.WriteAtContext(ctx(t), bytes.Repeat([]byte{fill}, 4096), 0); err != nil {
 			t.Fatal(err)
 		}
