@@ -297,17 +297,18 @@ func (v *Volume) readInSync(ctx context.Context, p []byte, off int64) (int, erro
 	if k := slices.IndexFunc(tg, func(t target) bool { return t.i == v.local }); k >= 0 {
 		start = k
 	}
-	order := make([]target, 0, len(tg))
-	for j := range tg {
-		order = append(order, tg[(start+j)%len(tg)])
-	}
-	// Replicas whose last read failed recently go last.
+	// Two passes from start: a replica whose last read failed recently
+	// (before this read began) is tried only in the second.
 	now := v.now().UnixNano()
-	slices.SortStableFunc(order, func(a, b target) int {
-		return cmpBool(v.reps[a.i].readsAfter.Load() > now, v.reps[b.i].readsAfter.Load() > now)
-	})
 	var last error
-	for _, t := range order {
+	for k := range 2 * len(tg) {
+		t := tg[(start+k)%len(tg)]
+		after := v.reps[t.i].readsAfter.Load()
+		first, backingOff := k < len(tg), after > now
+		failedNow := after-int64(readBackoff) >= now // during this read: tried already
+		if first == backingOff || (!first && failedNow) {
+			continue
+		}
 		rctx, cancel := context.WithTimeout(ctx, v.cfg.IOTimeout)
 		err := v.readFull(rctx, t.dev, p, off)
 		cancel()
@@ -350,14 +351,3 @@ func (v *Volume) FlushContext(ctx context.Context) error {
 
 // readBackoff is how long a replica that failed a read is tried last.
 const readBackoff = 10 * time.Second
-
-// cmpBool orders false before true.
-func cmpBool(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case a:
-		return 1
-	}
-	return -1
-}
