@@ -29,8 +29,8 @@ demo: deps build
 # Benchmarks print each figure beside its anchor measured in the same run.
 # They never fail the build.
 bench: deps build
-	@for d in $$(ls -d bench/*/ | grep -v '^bench/report/$$'); do \
-	  echo "== $$d"; $(GO) run ./$$d || echo "bench: $$d did not finish (benchmarks never fail the build)"; \
+	@for d in $$($(GO) list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./bench/...); do \
+	  echo "== $$d"; $(GO) run $$d || echo "bench: $$d did not finish (benchmarks never fail the build)"; \
 	done
 
 # Runs every native fuzz target for FUZZTIME each.
