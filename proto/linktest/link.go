@@ -92,6 +92,25 @@ func (l *Link) ReadFrom(p []byte) (n int, src, dst proto.MAC, err error) {
 	}
 }
 
+// TryReadFrom returns a frame already queued, as ReadFrom does, or ok
+// false at once when none is, whatever the read deadline. It lets a
+// batching reader take exactly the frames that are waiting.
+func (l *Link) TryReadFrom(p []byte) (n int, src, dst proto.MAC, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, src, dst, false
+	}
+	it, ok := l.q.pop()
+	if !ok {
+		return 0, src, dst, false
+	}
+	if l.q.len() > 0 {
+		l.signal() // another reader may be waiting
+	}
+	return copy(p, it.payload), it.src, it.dst, true
+}
+
 // WriteTo sends p as the payload of one frame from the link's address to
 // dst. The switch copies p, so the caller may reuse it at once. Like the
 // AF_PACKET link and real Ethernet, a payload shorter than

@@ -4,9 +4,6 @@
 package batchlink
 
 import (
-	"sync"
-	"time"
-
 	"github.com/mvstack/mvstack/proto"
 	"github.com/mvstack/mvstack/proto/linktest"
 )
@@ -14,9 +11,6 @@ import (
 // Link is a switch port that also reads and writes in batches.
 type Link struct {
 	*linktest.Link
-
-	mu       sync.Mutex
-	deadline time.Time // the caller's read deadline
 }
 
 // New wraps a switch port.
@@ -28,36 +22,21 @@ var (
 	_ proto.BatchWriter = (*Link)(nil)
 )
 
-// SetReadDeadline sets the caller's read deadline.
-func (l *Link) SetReadDeadline(t time.Time) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.deadline = t
-	return l.Link.SetReadDeadline(t)
-}
-
 // ReadBatch blocks for the first frame like ReadFrom, then takes the frames
-// already queued, up to len(frames). It works inside testing/synctest
-// bubbles: the wait for more frames is a read deadline one microsecond
-// ahead, after which the caller's deadline is put back.
+// already queued, up to len(frames).
 func (l *Link) ReadBatch(frames []proto.Frame) (int, error) {
-	for i := range frames {
-		if i > 0 {
-			l.mu.Lock()
-			_ = l.Link.SetReadDeadline(time.Now().Add(time.Microsecond))
-			l.mu.Unlock()
-		}
-		n, src, dst, err := l.ReadFrom(frames[i].Payload)
-		if i > 0 {
-			l.mu.Lock()
-			_ = l.Link.SetReadDeadline(l.deadline)
-			l.mu.Unlock()
-		}
-		if err != nil {
-			if i > 0 && proto.IsTimeout(err) {
-				return i, nil
-			}
-			return i, err
+	if len(frames) == 0 {
+		return 0, nil
+	}
+	n, src, dst, err := l.ReadFrom(frames[0].Payload)
+	if err != nil {
+		return 0, err
+	}
+	frames[0].Payload, frames[0].Src, frames[0].Dst = frames[0].Payload[:n], src, dst
+	for i := 1; i < len(frames); i++ {
+		n, src, dst, ok := l.TryReadFrom(frames[i].Payload)
+		if !ok {
+			return i, nil
 		}
 		frames[i].Payload, frames[i].Src, frames[i].Dst = frames[i].Payload[:n], src, dst
 	}
