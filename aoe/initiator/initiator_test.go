@@ -110,7 +110,7 @@ func TestDiscoverFindsEveryExport(t *testing.T) {
 			t.Fatalf("found %d targets, want 2: %+v", len(found), found)
 		}
 		got := found[0]
-		if got.Shelf != 1 || got.Slot != 1 || got.MAC != mac(1) || got.BufferCount != 64 || got.SectorsPerFrame != 17 || got.Config != "vol=a" {
+		if got.Shelf != 1 || got.Slot != 1 || got.MAC != mac(1) || got.BufferCount != target.DefaultBufferCount || got.SectorsPerFrame != 17 || got.Config != "vol=a" {
 			t.Errorf("first target: %+v", got)
 		}
 		if _, err := in.Open(context.Background(), 5, 5); !errors.Is(err, ErrNoTarget) {
@@ -166,8 +166,8 @@ func TestWriteReadVerifyAtBothMTUs(t *testing.T) {
 					t.Fatal("the backend does not hold what was written")
 				}
 				p := d.Paths()[0]
-				if p.Window < 2 || p.Window > 64 {
-					t.Errorf("window after 4 MiB is %d, want it grown and at most the buffer count 64", p.Window)
+				if p.Window < 2 || p.Window > target.DefaultBufferCount {
+					t.Errorf("window after 4 MiB is %d, want it grown and at most the buffer count %d", p.Window, target.DefaultBufferCount)
 				}
 			})
 		})

@@ -43,7 +43,7 @@ type File struct {
 	size int64
 	// Direct reports whether the file was opened with O_DIRECT.
 	Direct bool
-	pool   sync.Pool // aligned bounce buffers for O_DIRECT
+	bounce alignedPool // for O_DIRECT I/O from unaligned buffers
 	// mapped is the file mapped read-only (MAP_SHARED, so it shows every
 	// write at once), or nil.
 	mapped []byte
@@ -95,8 +95,8 @@ func (b *File) ReadAt(p []byte, off int64) (int, error) {
 	if !b.Direct || aligned(p) {
 		return b.f.ReadAt(p, off)
 	}
-	bp := b.bounce(len(p))
-	defer b.pool.Put(bp)
+	bp := b.bounce.get(len(p))
+	defer b.bounce.put(bp)
 	n, err := b.f.ReadAt((*bp)[:len(p)], off)
 	copy(p, (*bp)[:n])
 	return n, err
@@ -127,8 +127,8 @@ func (b *File) WriteAt(p []byte, off int64) (int, error) {
 	if !b.Direct || aligned(p) {
 		return b.f.WriteAt(p, off)
 	}
-	bp := b.bounce(len(p))
-	defer b.pool.Put(bp)
+	bp := b.bounce.get(len(p))
+	defer b.bounce.put(bp)
 	copy(*bp, p)
 	return b.f.WriteAt((*bp)[:len(p)], off)
 }
@@ -140,9 +140,12 @@ func aligned(p []byte) bool {
 	return len(p) == 0 || uintptr(unsafe.Pointer(&p[0]))%directAlign == 0
 }
 
-// bounce returns an aligned buffer of at least n bytes.
-func (b *File) bounce(n int) *[]byte {
-	if bp, ok := b.pool.Get().(*[]byte); ok && cap(*bp) >= n {
+// alignedPool keeps buffers aligned for O_DIRECT.
+type alignedPool struct{ p sync.Pool }
+
+// get returns an aligned buffer of at least n bytes, at full length.
+func (a *alignedPool) get(n int) *[]byte {
+	if bp, ok := a.p.Get().(*[]byte); ok && cap(*bp) >= n {
 		*bp = (*bp)[:cap(*bp)]
 		return bp
 	}
@@ -152,6 +155,8 @@ func (b *File) bounce(n int) *[]byte {
 	buf := raw[skip : skip+size : skip+size]
 	return &buf
 }
+
+func (a *alignedPool) put(bp *[]byte) { a.p.Put(bp) }
 
 // Size is the backend's size in bytes, rounded down to whole sectors.
 func (b *File) Size() int64 { return b.size }

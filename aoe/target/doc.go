@@ -36,7 +36,9 @@
 // backend, and write-back writes to one, it serves itself, saving a
 // hand-off (a page-cached [File] is also mapped read-only, so those reads
 // are copies without a system call). Requests that overlap a write
-// run in arrival order. Each request buffer is reused for its reply.
+// run in arrival order. Disk requests of one read batch that follow one
+// another (a large I/O split into frames) are joined into one backend
+// call. Each request buffer is reused for its reply.
 //
 // # Durability
 //

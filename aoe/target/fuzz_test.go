@@ -42,13 +42,10 @@ func FuzzHandle(f *testing.F) {
 		}
 		buf := <-srv.free
 		n := copy(buf, b)
-		kept, j, self := srv.handle(buf, n, clientMAC)
-		switch {
-		case self:
+		switch j, fate := srv.handle(buf, n, clientMAC); fate {
+		case serveHere, toDisk:
 			srv.doATA(j)
-		case kept:
-			srv.doATA(<-srv.work)
-		default:
+		case answered:
 			srv.free <- buf
 		}
 		if !g.guardsIntact() || !fenced.guardsIntact() {

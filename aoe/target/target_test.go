@@ -186,7 +186,7 @@ func TestQueryConfigAdvertisesBuffersAndSectors(t *testing.T) {
 		if !ok {
 			t.Fatal("no answer to a broadcast Query Config")
 		}
-		want := aoe.ConfigArg{BufferCount: 64, Firmware: 0x4019, SectorCount: 17, Version: 1, Config: []byte{}}
+		want := aoe.ConfigArg{BufferCount: DefaultBufferCount, Firmware: 0x4019, SectorCount: 17, Version: 1, Config: []byte{}}
 		if diff := cmp.Diff(want, rep.Config); diff != "" || rep.Shelf != 1 || rep.Slot != 2 {
 			t.Errorf("config reply from %d.%d (-want +got):\n%s", rep.Shelf, rep.Slot, diff)
 		}

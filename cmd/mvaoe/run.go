@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mvstack/mvstack/cmd/internal/cmdmain"
 	"io"
 	"log/slog"
 	"net"
@@ -229,6 +230,10 @@ func serve(c *cli.Context, stderr io.Writer) error {
 	srv, err := target.NewServer(link, cfg, exports...)
 	if err != nil {
 		return err
+	}
+	if c.Bool("direct") || !c.Bool("write-back") && !c.Bool("read-only") {
+		// Reads or writes wait on the disk, each holding a P meanwhile.
+		cfg.Logger.Debug("GOMAXPROCS", "n", cmdmain.AtLeastProcs(cfg.Procs()))
 	}
 	if p := c.String("cpuprofile"); p != "" {
 		f, err := os.Create(p)
