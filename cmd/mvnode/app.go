@@ -8,6 +8,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mvstack/mvstack/aoe/target"
+	"github.com/mvstack/mvstack/cmd/internal/cmdmain"
 	"github.com/mvstack/mvstack/node/agent"
 )
 
@@ -130,6 +132,10 @@ func serve(c *cli.Context) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+	// The node's AoE target acknowledges writes once durable: its workers
+	// wait in fdatasync, each holding a P (bench/storage: 1-replica 1 MiB
+	// writes 121 -> 199 MB/s with a P each).
+	cfg.Logger.Debug("GOMAXPROCS", "n", cmdmain.AtLeastProcs(target.DefaultConfig().Procs()))
 	a, err := agent.New(cfg)
 	if err != nil {
 		return err
