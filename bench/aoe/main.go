@@ -193,7 +193,110 @@ func (b *bench) run() error {
 		}
 		t.Print(os.Stdout)
 	}
+	if err := b.marks(cached, direct); err != nil {
+		return err
+	}
 	return b.fio(cached)
+}
+
+// markRounds is how many times the marks table measures each side.
+const markRounds = 3
+
+// marks measures the marks again, each side alternately
+// markRounds times, and prints the median figures and ratio: single
+// figures on this shared machine swing by ±20%.
+func (b *bench) marks(cached, direct string) error {
+	byName := map[string]workload{}
+	for _, w := range workloads {
+		byName[w.name] = w
+	}
+	ours := func(path string, dir bool) measurer {
+		args := []string{"serve", "--write-back", "2", "1", "eth0", path}
+		if dir {
+			args = append([]string{"serve", "--direct"}, args[1:]...)
+		}
+		return b.remoteOne(2, b.mvaoe, args)
+	}
+	vblade := func(path string, dir bool) measurer {
+		args := []string{"1", "1", "eth0", path}
+		if dir {
+			args = append([]string{"-d"}, args...)
+		}
+		return b.remoteOne(1, "vblade", args)
+	}
+	marks := []struct {
+		what, workload string
+		ours, anchor   measurer
+		anchorName     string
+		scale          float64 // the mark: ours ≥ scale × anchor
+	}{
+		{"page cache, rand read 4 KiB QD1", "rand read 4 KiB QD1", ours(cached, false), vblade(cached, false), "vblade", 1},
+		{"page cache, rand read 4 KiB QD32", "rand read 4 KiB QD32", ours(cached, false), vblade(cached, false), "vblade", 1},
+		{"O_DIRECT, rand read 4 KiB QD32", "rand read 4 KiB QD32", ours(direct, true), vblade(direct, true), "vblade -d", 3},
+		{"O_DIRECT, the local file (the disk's limit)", "rand read 4 KiB QD32", b.localOne(direct, true), vblade(direct, true), "vblade -d", 3},
+		{"O_DIRECT, seq read 1 MiB", "seq read 1 MiB", ours(direct, true), b.localOne(direct, true), "local file", 0.5},
+		{"page cache, seq read 1 MiB", "seq read 1 MiB", ours(cached, false), b.localOne(cached, false), "local file", 0.5},
+	}
+	t := report.Table{Title: fmt.Sprintf("AoE marks over veth, MTU 9000: medians of %d rounds alternating ours and the anchor", markRounds)}
+	for _, m := range marks {
+		w := byName[m.workload]
+		var oursV, anchorV, ratios []float64
+		for range markRounds {
+			o, err := m.ours(w)
+			if err != nil {
+				return err
+			}
+			a, err := m.anchor(w)
+			if err != nil {
+				return err
+			}
+			oursV, anchorV, ratios = append(oursV, o), append(anchorV, a), append(ratios, o/a)
+		}
+		med := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+		rounds := ""
+		for _, r := range ratios {
+			rounds += fmt.Sprintf(" ×%.2f", r)
+		}
+		verdict := "met"
+		if med(slices.Clone(ratios)) < m.scale {
+			verdict = "not met"
+		}
+		t.Add(report.Row{What: m.what, Unit: w.unit, Ours: med(oursV), AnchorName: m.anchorName, Anchor: med(anchorV),
+			Note: fmt.Sprintf("mark ≥ ×%g: %s; rounds%s", m.scale, verdict, rounds)})
+	}
+	t.Print(os.Stdout)
+	return nil
+}
+
+// measurer measures one workload once.
+type measurer func(workload) (float64, error)
+
+// remoteOne measures a workload on a target started for it alone.
+func (b *bench) remoteOne(shelf uint16, bin string, args []string) measurer {
+	return func(w workload) (float64, error) {
+		d, stop, err := b.serve(shelf, bin, args)
+		if err != nil {
+			return 0, err
+		}
+		defer stop()
+		return b.one(d, d.Size(), w, func(n int) []byte { return make([]byte, n) }), nil
+	}
+}
+
+// localOne measures a workload on the file itself, in this process.
+func (b *bench) localOne(path string, direct bool) measurer {
+	return func(w workload) (float64, error) {
+		flags := os.O_RDWR
+		if direct {
+			flags |= unix.O_DIRECT
+		}
+		f, err := os.OpenFile(path, flags, 0)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		return b.one(f, b.size, w, aligned), nil
+	}
 }
 
 // setup makes two namespaces joined by a veth pair at MTU 9000, builds
@@ -379,16 +482,16 @@ func aligned(n int) []byte {
 
 // local measures the file read and written in this process.
 func (b *bench) local(path string, direct bool) (map[string]float64, error) {
-	flags := os.O_RDWR
-	if direct {
-		flags |= unix.O_DIRECT
+	out := map[string]float64{}
+	m := b.localOne(path, direct)
+	for _, w := range workloads {
+		v, err := m(w)
+		if err != nil {
+			return nil, err
+		}
+		out[w.name] = v
 	}
-	f, err := os.OpenFile(path, flags, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return b.measure(f, b.size, aligned), nil
+	return out, nil
 }
 
 // remote starts a target in the target namespace, opens shelf.1 with our
