@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mvstack/mvstack/aoe/initiator"
+	"github.com/mvstack/mvstack/aoe/target"
 	"github.com/mvstack/mvstack/proto"
 	"github.com/mvstack/mvstack/test/netns"
 )
@@ -199,7 +200,7 @@ func TestAoEInitiatorAgainstVbladeAndOurTarget(t *testing.T) {
 				wantConfig  string
 			}{
 				{"vblade", 1, vb.MAC, vbFile, 1, (mtu - 36) / 512, 0, ""},
-				{"mvaoe", 2, ours.MAC, ourFile, 2, (mtu - 36) / 512, 64, "mvstack"},
+				{"mvaoe", 2, ours.MAC, ourFile, 2, (mtu - 36) / 512, target.DefaultBufferCount, "mvstack"},
 			} {
 				t.Run(c.name, func(t *testing.T) {
 					d := openDevice(t, in, c.shelf, 1)
