@@ -15,8 +15,9 @@ const maxRunSectors = 2048
 // an initiator splits a large I/O into frames, are joined into one job:
 // the worker then makes one backend call for all of them. With O_DIRECT
 // nothing below us joins them, and a disk that counts operations would
-// otherwise see one per frame.
-func (s *Server) dispatchRuns(jobs []job) {
+// otherwise see one per frame. With keep, the first job is returned
+// instead of dispatched (ok is false when there is none).
+func (s *Server) dispatchRuns(jobs []job, keep bool) (first job, ok bool) {
 	for i := 0; i < len(jobs); {
 		k := i + 1
 		if joinable(&jobs[i]) {
@@ -30,9 +31,14 @@ func (s *Server) dispatchRuns(jobs []job) {
 		if k > i+1 {
 			j.run = slices.Clone(jobs[i+1 : k])
 		}
-		s.dispatch(j)
+		if keep && !ok {
+			first, ok = j, true
+		} else {
+			s.dispatch(j)
+		}
 		i = k
 	}
+	return first, ok
 }
 
 // joinable reports whether j may start a run: a read, or a write to a

@@ -29,13 +29,14 @@ func DefaultConfig() Config { return Config{Workers: 32} }
 
 // Procs is the GOMAXPROCS a process serving with c wants when its
 // exports wait on the disk (O_DIRECT, or writes acknowledged once
-// durable): one P for each worker, the reader and one more. A goroutine
+// durable): one P for each worker, for the reader and the standbys that
+// take its role over while it serves a request itself, and one more. A goroutine
 // blocked in a system call keeps its P until the runtime's monitor takes
 // it back, 20 µs or more later, so with fewer Ps than disk waits the
 // workers and the reader queue behind the monitor: with GOMAXPROCS 2, an
 // O_DIRECT export served 16k 4 KiB reads/s at queue depth 32 where the disk
 // does 31k. Ps beyond the CPUs cost nothing while their threads wait.
-func (c Config) Procs() int { return c.Workers + 2 }
+func (c Config) Procs() int { return c.Workers + 1 + standbys + 1 }
 
 // Validate reports the first field out of range.
 func (c Config) Validate() error {
@@ -228,11 +229,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for j := range s.work {
-				if j.run != nil {
-					s.doRun(j)
-				} else {
-					s.doATA(j)
-				}
+				s.do(j)
 			}
 		}()
 	}
@@ -242,7 +239,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.announce(e)
 	}
 	if br, ok := s.link.(proto.BatchReader); ok {
-		return s.readBatches(ctx, br)
+		return s.serveBatches(ctx, br)
 	}
 	for {
 		var buf []byte
@@ -270,87 +267,6 @@ func (s *Server) Serve(ctx context.Context) error {
 		case answered:
 			s.free <- buf
 		}
-	}
-}
-
-// maxBatch is the most frames the reader takes from the link per call.
-const maxBatch = 32
-
-// readBatches is the reader loop over a link that reads many frames per
-// system call: it takes as many free buffers as are at hand (up to
-// maxBatch), reads a batch, handles every frame, and sends the replies it
-// produced itself in batches too.
-func (s *Server) readBatches(ctx context.Context, br proto.BatchReader) error {
-	// The reader keeps the buffers of its batch across reads: a frame
-	// that needs no buffer (answered at once, or dropped) leaves its
-	// buffer in place, and only the slots whose buffers went with a
-	// request are filled again from the pool.
-	frames := make([]proto.Frame, maxBatch)
-	have := 0 // frames[:have] hold buffers
-	defer func() {
-		for i := range frames[:have] {
-			s.free <- frames[i].Payload
-		}
-	}()
-	var inline, disk []job
-	for {
-	fill:
-		for have < maxBatch {
-			select {
-			case b := <-s.free:
-				frames[have].Payload = b
-				have++
-			default:
-				break fill
-			}
-		}
-		if have == 0 {
-			select {
-			case b := <-s.free:
-				frames[0].Payload = b
-				have = 1
-			case <-ctx.Done():
-				return nil
-			}
-		}
-		got, err := br.ReadBatch(frames[:have])
-		// ReadBatch may move buffers between slots; each slot still holds
-		// one whole buffer.
-		for i := range frames[:have] {
-			frames[i].Payload = frames[i].Payload[:cap(frames[i].Payload)]
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if proto.IsTimeout(err) {
-				continue
-			}
-			return fmt.Errorf("target: reading link: %w", err)
-		}
-		inline, disk = inline[:0], disk[:0]
-		left := 0 // buffers still held, moved to the front
-		for i := range frames[:have] {
-			f := &frames[i]
-			if i < got {
-				j, fate := s.handle(f.Payload, len(f.Payload), f.Src)
-				switch fate {
-				case serveHere:
-					inline = append(inline, j)
-				case toDisk:
-					disk = append(disk, j)
-				}
-				if fate != answered {
-					f.Payload = nil
-					continue
-				}
-			}
-			frames[left].Payload = f.Payload[:cap(f.Payload)]
-			left++
-		}
-		have = left
-		s.dispatchRuns(disk)
-		s.replyInline(inline)
 	}
 }
 
@@ -603,6 +519,15 @@ func (s *Server) send(f *aoe.Frame, dst proto.MAC) {
 	}
 	if err := s.link.WriteTo(b[:n], dst); err != nil {
 		s.log.Debug("aoe target: send reply", "dst", dst, "err", err)
+	}
+}
+
+// do serves a disk job: one request, or a run of them.
+func (s *Server) do(j job) {
+	if j.run != nil {
+		s.doRun(j)
+	} else {
+		s.doATA(j)
 	}
 }
 
