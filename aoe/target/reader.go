@@ -9,7 +9,11 @@ import (
 )
 
 // maxBatch is the most frames the reader takes from the link per call.
-const maxBatch = 32
+// A batch's replies go out together once it is handled, so the initiator
+// waits for the last of them: at queue depth 32 from the page cache, 16
+// served ×1.02 of vblade's IOPS where 32 served ×0.91 (medians of 12
+// alternating rounds each), with sequential O_DIRECT reads no slower.
+const maxBatch = 16
 
 // standbys is how many goroutines wait to take over the reader's role
 // (see serveBatches).
