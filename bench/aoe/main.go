@@ -257,9 +257,10 @@ func (b *bench) marks(cached, direct string) error {
 		for _, r := range ratios {
 			rounds += fmt.Sprintf(" ×%.2f", r)
 		}
-		verdict := "met"
-		if med(slices.Clone(ratios)) < m.scale {
-			verdict = "not met"
+		mr := med(slices.Clone(ratios))
+		verdict := fmt.Sprintf("met (median round ×%.2f)", mr)
+		if mr < m.scale {
+			verdict = fmt.Sprintf("not met (median round ×%.2f)", mr)
 		}
 		t.Add(report.Row{What: m.what, Unit: w.unit, Ours: med(oursV), AnchorName: m.anchorName, Anchor: med(anchorV),
 			Note: fmt.Sprintf("mark ≥ ×%g: %s; rounds%s", m.scale, verdict, rounds)})
