@@ -38,7 +38,10 @@
 // are copies without a system call). Requests that overlap a write
 // run in arrival order. Disk requests of one read batch that follow one
 // another (a large I/O split into frames) are joined into one backend
-// call. Each request buffer is reused for its reply.
+// call. On a batching link the reader serves one disk request of a batch
+// itself when a standby goroutine is waiting to take over the reading,
+// which spares that request a worker's wake-up. Each request buffer is
+// reused for its reply.
 //
 // # Durability
 //

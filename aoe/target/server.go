@@ -27,15 +27,16 @@ type Config struct {
 // DefaultConfig returns the server defaults.
 func DefaultConfig() Config { return Config{Workers: 32} }
 
-// Procs is the GOMAXPROCS a process serving with c wants when its
-// exports wait on the disk (O_DIRECT, or writes acknowledged once
-// durable): one P for each worker, for the reader and the standbys that
-// take its role over while it serves a request itself, and one more. A goroutine
+// Procs is the GOMAXPROCS a process serving with c wants when its exports
+// wait on the disk (O_DIRECT, or writes acknowledged once durable): a P
+// for each worker, the reader, its standbys and one more. A goroutine
 // blocked in a system call keeps its P until the runtime's monitor takes
 // it back, 20 µs or more later, so with fewer Ps than disk waits the
-// workers and the reader queue behind the monitor: with GOMAXPROCS 2, an
-// O_DIRECT export served 16k 4 KiB reads/s at queue depth 32 where the disk
-// does 31k. Ps beyond the CPUs cost nothing while their threads wait.
+// workers and the reader queue behind the monitor: with GOMAXPROCS 2 an
+// O_DIRECT export served 16k 4 KiB reads/s at queue depth 32 where the
+// disk does 31k. An idle P holds no thread; the price is that the garbage
+// collector, which works with a quarter of the Ps, may take more of the
+// CPUs while it marks.
 func (c Config) Procs() int { return c.Workers + 1 + standbys + 1 }
 
 // Validate reports the first field out of range.
