@@ -23,18 +23,19 @@ var (
 )
 
 // ReadBatch blocks for the first frame like ReadFrom, then takes the frames
-// already queued, up to len(frames).
+// already queued, up to len(frames). Each frame is read into its whole
+// buffer (Payload up to its capacity), as AF_PACKET links do.
 func (l *Link) ReadBatch(frames []proto.Frame) (int, error) {
 	if len(frames) == 0 {
 		return 0, nil
 	}
-	n, src, dst, err := l.ReadFrom(frames[0].Payload)
+	n, src, dst, err := l.ReadFrom(frames[0].Payload[:cap(frames[0].Payload)])
 	if err != nil {
 		return 0, err
 	}
 	frames[0].Payload, frames[0].Src, frames[0].Dst = frames[0].Payload[:n], src, dst
 	for i := 1; i < len(frames); i++ {
-		n, src, dst, ok := l.TryReadFrom(frames[i].Payload)
+		n, src, dst, ok := l.TryReadFrom(frames[i].Payload[:cap(frames[i].Payload)])
 		if !ok {
 			return i, nil
 		}
