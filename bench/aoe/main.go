@@ -211,17 +211,11 @@ func (b *bench) marks(cached, direct string) error {
 		byName[w.name] = w
 	}
 	ours := func(path string, dir bool) measurer {
-		args := []string{"serve", "--write-back", "2", "1", "eth0", path}
-		if dir {
-			args = append([]string{"serve", "--direct"}, args[1:]...)
-		}
+		args, _ := targetArgs(path, dir)
 		return b.remoteOne(2, b.mvaoe, args)
 	}
 	vblade := func(path string, dir bool) measurer {
-		args := []string{"1", "1", "eth0", path}
-		if dir {
-			args = append([]string{"-d"}, args...)
-		}
+		_, args := targetArgs(path, dir)
 		return b.remoteOne(1, "vblade", args)
 	}
 	marks := []struct {
@@ -252,17 +246,16 @@ func (b *bench) marks(cached, direct string) error {
 			}
 			oursV, anchorV, ratios = append(oursV, o), append(anchorV, a), append(ratios, o/a)
 		}
-		med := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
 		rounds := ""
 		for _, r := range ratios {
 			rounds += fmt.Sprintf(" ×%.2f", r)
 		}
-		mr := med(slices.Clone(ratios))
+		mr := median(ratios)
 		verdict := fmt.Sprintf("met (median round ×%.2f)", mr)
 		if mr < m.scale {
 			verdict = fmt.Sprintf("not met (median round ×%.2f)", mr)
 		}
-		t.Add(report.Row{What: m.what, Unit: w.unit, Ours: med(oursV), AnchorName: m.anchorName, Anchor: med(anchorV),
+		t.Add(report.Row{What: m.what, Unit: w.unit, Ours: median(oursV), AnchorName: m.anchorName, Anchor: median(anchorV),
 			Note: fmt.Sprintf("mark ≥ ×%g: %s; rounds%s", m.scale, verdict, rounds)})
 	}
 	t.Print(os.Stdout)
@@ -275,13 +268,37 @@ type measurer func(workload) (float64, error)
 // remoteOne measures a workload on a target started for it alone.
 func (b *bench) remoteOne(shelf uint16, bin string, args []string) measurer {
 	return func(w workload) (float64, error) {
-		d, stop, err := b.serve(shelf, bin, args)
-		if err != nil {
-			return 0, err
-		}
-		defer stop()
-		return b.one(d, d.Size(), w, func(n int) []byte { return make([]byte, n) }), nil
+		v, _, err := b.serveOne(shelf, bin, args, w)
+		return v, err
 	}
+}
+
+// serveOne starts a target, measures one workload on it and stops it; it
+// also returns the path's smoothed round-trip time.
+func (b *bench) serveOne(shelf uint16, bin string, args []string, w workload) (float64, time.Duration, error) {
+	d, stop, err := b.serve(shelf, bin, args)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer stop()
+	v := b.one(d, d.Size(), w, func(n int) []byte { return make([]byte, n) })
+	return v, d.Paths()[0].SRTT, nil
+}
+
+// targetArgs are the arguments of our target and of vblade serving path at
+// shelf 2 and 1, with O_DIRECT when direct.
+func targetArgs(path string, direct bool) (ours, vblade []string) {
+	ours, vblade = []string{"serve", "--write-back", "2", "1", "eth0", path}, []string{"1", "1", "eth0", path}
+	if direct {
+		ours, vblade = append([]string{"serve", "--direct"}, ours[1:]...), append([]string{"-d"}, vblade...)
+	}
+	return ours, vblade
+}
+
+// median returns the middle of v (sorting a copy).
+func median(v []float64) float64 {
+	v = slices.Sorted(slices.Values(v))
+	return v[len(v)/2]
 }
 
 // localOne measures a workload on the file itself, in this process.
@@ -654,36 +671,22 @@ func (b *bench) compare(path string) error {
 			sel = append(sel, w)
 		}
 	}
-	buf := func(n int) []byte { return make([]byte, n) }
-	measure := func(shelf uint16, bin string, args []string, w workload) (float64, time.Duration, error) {
-		d, stop, err := b.serve(shelf, bin, args)
-		if err != nil {
-			return 0, 0, err
-		}
-		defer stop()
-		v := b.one(d, d.Size(), w, buf)
-		return v, d.Paths()[0].SRTT, nil
-	}
+	oursArgs, vbArgs := targetArgs(path, b.direct)
 	for _, w := range sel {
 		var ratios []float64
 		for r := range b.rounds {
-			oursArgs, vbArgs := []string{"serve", "--write-back", "2", "1", "eth0", path}, []string{"1", "1", "eth0", path}
-			if b.direct {
-				oursArgs, vbArgs = append([]string{"serve", "--direct"}, oursArgs[1:]...), append([]string{"-d"}, vbArgs...)
-			}
-			o, ort, err := measure(2, b.mvaoe, oursArgs, w)
+			o, ort, err := b.serveOne(2, b.mvaoe, oursArgs, w)
 			if err != nil {
 				return err
 			}
-			v, vrt, err := measure(1, "vblade", vbArgs, w)
+			v, vrt, err := b.serveOne(1, "vblade", vbArgs, w)
 			if err != nil {
 				return err
 			}
 			ratios = append(ratios, o/v)
 			fmt.Printf("round %d %-24s ours %8.0f  vblade %8.0f %s  ×%.2f  (smoothed RTT %v, %v)\n", r+1, w.name, o, v, w.unit, o/v, ort, vrt)
 		}
-		slices.Sort(ratios)
-		fmt.Printf("median  %-24s ×%.2f\n", w.name, ratios[len(ratios)/2])
+		fmt.Printf("median  %-24s ×%.2f\n", w.name, median(ratios))
 	}
 	return nil
 }
