@@ -49,12 +49,7 @@ type AttachResult struct {
 // MethodFence). When the node fails to attach, the attachment is undone
 // and the error wraps ErrNodeFailed. Runs on the leader.
 func (m *Manager) Attach(ctx context.Context, volume, node, socket string, force bool) (AttachResult, error) {
-	l, err := m.current()
-	if err != nil {
-		return AttachResult{}, err
-	}
-	st := m.read()
-	v, err := st.find(volume)
+	l, st, v, err := m.begin(volume)
 	if err != nil {
 		return AttachResult{}, err
 	}
@@ -102,12 +97,7 @@ func (m *Manager) Attach(ctx context.Context, volume, node, socket string, force
 // answer keeps the attachment (ErrNodeFailed): fence the volume to take it
 // away from a node that cannot be reached. Runs on the leader.
 func (m *Manager) Detach(ctx context.Context, volume string) (AttachResult, error) {
-	l, err := m.current()
-	if err != nil {
-		return AttachResult{}, err
-	}
-	st := m.read()
-	v, err := st.find(volume)
+	l, st, v, err := m.begin(volume)
 	if err != nil {
 		return AttachResult{}, err
 	}
@@ -159,12 +149,7 @@ func (m *Manager) Status(ctx context.Context, volume string) (*nodeclient.Volume
 // (MethodFence). While the volume is attached to another node the fence is
 // refused (the raised epoch would stop that writer). Runs on the leader.
 func (m *Manager) Fence(ctx context.Context, volume, node string) (FenceResult, error) {
-	l, err := m.current()
-	if err != nil {
-		return FenceResult{}, err
-	}
-	st := m.read()
-	v, err := st.find(volume)
+	l, st, v, err := m.begin(volume)
 	if err != nil {
 		return FenceResult{}, err
 	}
@@ -304,12 +289,7 @@ func (m *Manager) fenceDead(l *loopState, st snapshot) {
 // replicas at its current epoch, on the leader: the db_metadata backup
 // does it before writing. It fails only when no replica took it.
 func (m *Manager) Reserve(ctx context.Context, volume string, allow []proto.MAC) error {
-	l, err := m.current()
-	if err != nil {
-		return err
-	}
-	st := m.read()
-	v, err := st.find(volume)
+	l, st, v, err := m.begin(volume)
 	if err != nil {
 		return err
 	}

@@ -214,12 +214,7 @@ func (m *Manager) repair(l *loopState, v state.Volume, node, repairer string, fu
 // ErrNothingToRepair (with why) when no replica can be repaired. Runs on
 // the leader.
 func (m *Manager) Repair(ctx context.Context, volume string) (RepairResult, error) {
-	l, err := m.current()
-	if err != nil {
-		return RepairResult{}, err
-	}
-	st := m.read()
-	v, err := st.find(volume)
+	l, st, v, err := m.begin(volume)
 	if err != nil {
 		return RepairResult{}, err
 	}

@@ -267,6 +267,21 @@ func (l *loopState) goWork(fn func()) {
 	go func() { defer l.wg.Done(); fn() }()
 }
 
+// begin starts an operation on volume: the running loop (or
+// ErrNotLeader), a snapshot of the state and the volume in it.
+func (m *Manager) begin(volume string) (*loopState, snapshot, *state.Volume, error) {
+	l, err := m.current()
+	if err != nil {
+		return nil, snapshot{}, nil, err
+	}
+	st := m.read()
+	v, err := st.find(volume)
+	if err != nil {
+		return nil, snapshot{}, nil, err
+	}
+	return l, st, v, nil
+}
+
 // read returns a copy of what the manager needs of the state.
 func (m *Manager) read() snapshot {
 	var st snapshot
