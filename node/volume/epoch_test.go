@@ -168,22 +168,8 @@ func serveEpochReplica(t *testing.T, sw *linktest.Switch, slot uint8, epoch uint
 	b := &backend{File: f}
 	ec := target.DefaultExportConfig()
 	ec.Shelf, ec.Slot, ec.Backend, ec.Epoch = shelf, slot, b, epoch
-	l := sw.Link(mac(10+slot), proto.EtherTypeAoE)
-	srv, err := target.NewServer(l, target.DefaultConfig(), ec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		f.Close()
-	})
-	return &epochReplica{node: fmt.Sprintf("n%d", slot), path: path, link: l, export: srv.Exports()[0], backend: b}
+	l, export := serveExport(t, sw, ec, f)
+	return &epochReplica{node: fmt.Sprintf("n%d", slot), path: path, link: l, export: export, backend: b}
 }
 
 // newEpochRig serves two replicas at epoch 1; stale lists replicas that

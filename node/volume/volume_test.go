@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -49,7 +50,15 @@ func serveReplica(t *testing.T, sw *linktest.Switch, slot uint8) *replicaTarget 
 	}
 	ec := target.DefaultExportConfig()
 	ec.Shelf, ec.Slot, ec.Backend = shelf, slot, f
-	l := sw.Link(mac(10+slot), proto.EtherTypeAoE)
+	l, export := serveExport(t, sw, ec, f)
+	return &replicaTarget{path: path, link: l, export: export}
+}
+
+// serveExport serves ec on a new port of sw with MAC mac(10+ec.Slot); at
+// cleanup it stops the server, then closes backend.
+func serveExport(t *testing.T, sw *linktest.Switch, ec target.ExportConfig, backend io.Closer) (*linktest.Link, *target.Export) {
+	t.Helper()
+	l := sw.Link(mac(10+ec.Slot), proto.EtherTypeAoE)
 	srv, err := target.NewServer(l, target.DefaultConfig(), ec)
 	if err != nil {
 		t.Fatal(err)
@@ -62,9 +71,9 @@ func serveReplica(t *testing.T, sw *linktest.Switch, slot uint8) *replicaTarget 
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-		f.Close()
+		backend.Close()
 	})
-	return &replicaTarget{path: path, link: l, export: srv.Exports()[0]}
+	return l, srv.Exports()[0]
 }
 
 // rig is a volume over two replicas on one switch.
