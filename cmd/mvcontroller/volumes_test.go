@@ -215,7 +215,7 @@ type ethRig struct {
 	a, b                      *fakeNode
 	cl                        *client.Client
 	cmd                       *exec.Cmd
-	logs                      *bytes.Buffer
+	logs                      *syncBuffer
 }
 
 func newEthRig(t *testing.T, ctx context.Context, serveArgs ...string) *ethRig {
@@ -293,7 +293,7 @@ func (r *ethRig) serve(dataDir string, extra ...string) {
 			extra[i] = a + r.httpAddr
 		}
 	}
-	r.logs = &bytes.Buffer{}
+	r.logs = &syncBuffer{}
 	r.cmd = exec.Command(r.bin, append([]string{"serve", "--id", "c1", "--raft-addr", r.raftAddr, "--http-addr", r.httpAddr, "--data-dir", dataDir,
 		"--admin-token-file", r.tokFile, "--iface", r.ifaces["c"], "--key", r.keyFile}, extra...)...)
 	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
@@ -501,9 +501,10 @@ func TestDBMetadataBackupAndRestoreOverAoE(t *testing.T) {
 		return err == nil
 	}
 	r.wait("a snapshot image on both replicas", func() bool { return image(r.a) && image(r.b) })
-	if !strings.Contains(r.logs.String(), "raft snapshot copied to the db_metadata volume") {
-		t.Errorf("the controller did not log the copy:\n%s", r.logs.String())
-	}
+	// The log line follows the writes.
+	r.wait("the controller's log of the copy", func() bool {
+		return strings.Contains(r.logs.String(), "raft snapshot copied to the db_metadata volume")
+	})
 
 	// The controller is lost; a new one is restored from the volume.
 	r.stop()
@@ -532,4 +533,23 @@ func TestDBMetadataBackupAndRestoreOverAoE(t *testing.T) {
 	if err != nil || out2 != "db_metadata=true\nname=db\n" {
 		t.Errorf("restored datastores: %v %q", err, out2)
 	}
+}
+
+// syncBuffer collects a process's output; the test reads it while the
+// process writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
