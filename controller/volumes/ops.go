@@ -49,7 +49,7 @@ type AttachResult struct {
 // MethodFence). When the node fails to attach, the attachment is undone
 // and the error wraps ErrNodeFailed. Runs on the leader.
 func (m *Manager) Attach(ctx context.Context, volume, node, socket string, force bool) (AttachResult, error) {
-	l, st, v, err := m.begin(volume)
+	l, _, v, err := m.begin(volume)
 	if err != nil {
 		return AttachResult{}, err
 	}
@@ -59,7 +59,7 @@ func (m *Manager) Attach(ctx context.Context, volume, node, socket string, force
 		return AttachResult{}, err
 	}
 	nv := res.(state.Volume)
-	st = m.read()
+	st := m.read()
 	m.awaitReplicas(ctx, l, st, &nv)
 	writer := st.mac(node)
 	out := AttachResult{Node: node}
